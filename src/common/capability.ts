@@ -1,0 +1,54 @@
+// The capability model: what an agent asks the host to do, after the host has
+// resolved it (canonical paths, kind, session). Policy, consent, audit and the
+// UI all speak in these shapes.
+
+import type { TraceContext } from './trace.ts';
+
+/** Coarse kind, used by grants, the UI and the audit log. */
+export type CapabilityKind = 'read' | 'write' | 'exec' | 'net' | 'model';
+
+/** The exact action; policy actions in resources/policy/tether.cedarschema have the same names. */
+export type CapabilityAction =
+  | 'read' | 'list' | 'search' | 'stat'
+  | 'write' | 'delete' | 'move'
+  | 'exec'
+  | 'net'
+  | 'model';
+
+export const ACTION_KIND: Readonly<Record<CapabilityAction, CapabilityKind>> = {
+  read: 'read', list: 'read', search: 'read', stat: 'read',
+  write: 'write', delete: 'write', move: 'write',
+  exec: 'exec', net: 'net', model: 'model',
+};
+
+/** A file-system target after resolution by the workspace jail. */
+export interface ResolvedPath {
+  /** Canonical absolute path (symlinks in the parent resolved). */
+  readonly path: string;
+  /** Path relative to the workspace root, '/'-separated; '' for the root itself. Absent when outside. */
+  readonly relPath?: string;
+  readonly inWorkspace: boolean;
+  /** Whether the target exists at resolution time. */
+  readonly exists: boolean;
+  readonly type?: 'file' | 'directory' | 'symlink' | 'other';
+}
+
+export interface CapabilityRequest {
+  /** Unique per request (host-generated). */
+  readonly id: string;
+  readonly sessionId: string;
+  readonly action: CapabilityAction;
+  readonly kind: CapabilityKind;
+  /** The method the agent called (`fs/read_text_file`, `_tether/move`, …). */
+  readonly method: string;
+  readonly workspace: string;
+  /** Primary target for fs actions. */
+  readonly target?: ResolvedPath;
+  /** Second target (move destination). */
+  readonly destination?: ResolvedPath;
+  /** Exec: the command line and working directory (shell issue fills in the parse). */
+  readonly command?: { readonly line: string; readonly cwd: string; readonly program?: string; readonly args?: readonly string[] };
+  /** Net / model: where the bytes go. */
+  readonly url?: string;
+  readonly trace: TraceContext;
+}
