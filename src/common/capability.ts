@@ -31,6 +31,8 @@ export interface ResolvedPath {
   /** Whether the target exists at resolution time. */
   readonly exists: boolean;
   readonly type?: 'file' | 'directory' | 'symlink' | 'other';
+  /** A regular file with more than one hard link: its content may belong to a file outside. */
+  readonly hardLinked?: boolean;
 }
 
 export interface CapabilityRequest {
