@@ -51,6 +51,8 @@ export class AgentSession {
   private readonly opts: SessionOptions;
   private readonly messages: ChatMessage[] = [];
   private running: AbortController | undefined;
+  /** Updates in order; the prompt answers only after they are all sent. */
+  private updates: Promise<void> = Promise.resolve();
 
   constructor(opts: SessionOptions) {
     this.id = opts.sessionId;
@@ -83,6 +85,7 @@ export class AgentSession {
     try {
       return await this.run(text, signal, trace);
     } finally {
+      await this.updates;
       this.running = undefined;
     }
   }
@@ -201,7 +204,8 @@ export class AgentSession {
   }
 
   private update(trace: TraceContext, update: Record<string, unknown>): void {
-    this.opts.client.notify('session/update', { sessionId: this.id, update, _meta: { traceparent: this.span(trace) } }).catch(() => {
+    const params = { sessionId: this.id, update, _meta: { traceparent: this.span(trace) } };
+    this.updates = this.updates.then(() => this.opts.client.notify('session/update', params)).catch(() => {
       // A lost display update must not end the turn; the prompt result still reports the outcome.
     });
   }
