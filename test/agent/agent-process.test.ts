@@ -7,7 +7,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { MODEL_ERROR_CODE } from '../../src/agent/acp-agent.ts';
 import { COMMANDS_UNAVAILABLE } from '../../src/agent/tools.ts';
 import { formatTraceparent, newTrace, parseTraceparent } from '../../src/common/trace.ts';
