@@ -147,7 +147,10 @@ export function describeHostError(method: string, e: unknown): string {
     const missing = ids.filter((id) => !message.includes(id));
     return `denied (${method}): ${message}${missing.length ? ` [rule: ${missing.join(', ')}]` : ''}. Do not try to get around this; choose another approach or tell the user.`;
   }
-  return `${method} failed: ${message}`;
+  // The SDK turns a plain Error thrown by a handler into "Internal error" with the text in data.details.
+  const data = (err?.data ?? {}) as { details?: unknown; reason?: unknown };
+  const detail = typeof data.details === 'string' ? data.details : typeof data.reason === 'string' ? data.reason : undefined;
+  return `${method} failed: ${message}${detail && !message.includes(detail) ? `: ${detail}` : ''}`;
 }
 
 /** Runs one tool call. Throws ToolCancelled if the signal fires; every other failure is a tool error. */
