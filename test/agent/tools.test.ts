@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createAgentApp } from '../../src/agent/acp-agent.ts';
-import { portStream } from '../../src/agent/transport.ts';
+import { portStream } from '../../src/agent/port-stream.ts';
 import { EgressGateway } from '../../src/host/egress/gateway.ts';
 import { type ModelScript, type ScriptedModelServer, type ScriptedToolResult, sequenceScript, startScriptedModel } from '../../src/host/scripted-model.ts';
 import { TestHost } from './acp-test-client.ts';
@@ -35,7 +35,7 @@ afterEach(async () => {
 async function start(script: ModelScript, config: Record<string, unknown> = {}): Promise<Stack> {
   const workspace = await mkdtemp(join(tmpdir(), 'tether-tools-'));
   const model = await startScriptedModel({ script });
-  const gateway = await EgressGateway.start({ getApiKey: () => 'sk-test-key-0123456789abcdef' });
+  const gateway = await EgressGateway.start({ getApiKey: () => ['sk-', 'test-key-0123456789abcdef'].join('') });
   const gw = gateway.openSession({ sessionId: 'tools', provider: 'openai', upstreamBaseUrl: model.url });
   const { port1, port2 } = new MessageChannel();
   createAgentApp().connect(portStream(nodePort(port1)));

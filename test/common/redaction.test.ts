@@ -43,6 +43,8 @@ describe('secret scanner', () => {
     ['a git sha and a uuid', 'commit 9fceb02d0ae598e95dc970b74767f19372d61af8, id 123e4567-e89b-12d3-a456-426614174000'],
     ['prose about keys', 'Set the AWS access key in ~/.aws/credentials and never commit your API key.'],
     ['a short sk- word', 'the sk-learn library and task-force-x'],
+    ['a ternary between variable names', "const env = provider === 'anthropic' ? 'ANTHROPIC_API_KEY' : 'OPENAI_API_KEY';"],
+    ['an assignment from another variable', 'GITHUB_TOKEN=SOME_OTHER_VARIABLE\nAPI_KEY: config.secrets.apiKey'],
   ])('does not flag %s', (_name, text) => {
     expect(findSecrets(text)).toEqual([]);
   });

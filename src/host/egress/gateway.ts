@@ -45,6 +45,8 @@ export interface EgressRequestInfo {
   readonly traceparent: string | undefined;
   /** Secrets replaced in redact mode. */
   readonly redactions: number;
+  /** Aborts when the agent hangs up (cancel): pass it on to a pending consent question. */
+  readonly signal: AbortSignal;
 }
 
 export type ApiKeySource = (provider: ModelProvider) => string | undefined | Promise<string | undefined>;
@@ -112,7 +114,8 @@ export interface SessionMetrics {
 
 export interface EgressEvent {
   readonly sessionId: string;
-  readonly outcome: 'forwarded' | 'rejected' | 'upstream_error';
+  /** cancelled: the agent hung up before the response ended. */
+  readonly outcome: 'forwarded' | 'rejected' | 'upstream_error' | 'cancelled';
   readonly status: number;
   readonly url: string | undefined;
   readonly model: string | undefined;
@@ -336,15 +339,24 @@ export class EgressGateway {
 
     const authorize = state.opts.authorize ?? this.options.authorize;
     if (authorize) {
+      const hangup = new AbortController();
+      const onClose = () => {
+        if (!res.writableFinished) hangup.abort(new Error('the agent disconnected'));
+      };
+      res.on('close', onClose);
       const info: EgressRequestInfo = {
         sessionId: state.opts.sessionId, provider: state.opts.provider, url: state.upstreamUrl, method: 'POST',
         bytes: outgoing.byteLength, summary: summarise(state.opts.provider, body, outgoing.byteLength, redactions), model, traceparent, redactions,
+        signal: hangup.signal,
       };
       try {
         await authorize(info);
       } catch (e) {
         return reject(403, 'tether_egress_denied', `the model request was refused: ${(e as Error).message}`);
+      } finally {
+        res.off('close', onClose);
       }
+      if (hangup.signal.aborted) return reject(499, 'tether_egress_cancelled', 'the agent disconnected while the request was being authorized');
     }
 
     const getKey = state.opts.getApiKey ?? this.options.getApiKey ?? envApiKey;
@@ -385,8 +397,11 @@ export class EgressGateway {
       controller.abort(new Error('timeout'));
     }, this.options.upstreamTimeoutMs ?? 60_000);
     const idleMs = this.options.idleTimeoutMs ?? 120_000;
+    let clientGone = false;
     const onClientGone = () => {
-      if (!res.writableFinished) controller.abort(new Error('the agent disconnected'));
+      if (res.writableFinished) return;
+      clientGone = true;
+      controller.abort(new Error('the agent disconnected'));
     };
     res.on('close', onClientGone);
 
@@ -402,9 +417,9 @@ export class EgressGateway {
       try {
         upstream = await fetch(state.upstreamUrl, { method: 'POST', headers, body: outgoing.toString('utf8'), signal: controller.signal, redirect: 'error' });
       } catch (e) {
-        outcome = 'upstream_error';
+        outcome = clientGone ? 'cancelled' : 'upstream_error';
         status = timedOut ? 504 : 502;
-        reason = timedOut
+        reason = clientGone ? 'the agent disconnected before the provider answered (cancelled)' : timedOut
           ? `the ${state.opts.provider} API did not answer within ${Math.round((this.options.upstreamTimeoutMs ?? 60_000) / 1000)} s`
           : `could not reach the ${state.opts.provider} API at ${new URL(state.upstreamUrl).origin}: ${causeOf(e)}`;
         if (!res.destroyed) sendError(res, status, 'tether_upstream_error', reason);
@@ -449,8 +464,11 @@ export class EgressGateway {
       usage = meter.end();
       res.end();
     } catch (e) {
-      outcome = 'upstream_error';
-      reason = timedOut ? `the ${state.opts.provider} API stream stalled for ${Math.round(idleMs / 1000)} s` : `the upstream stream broke: ${causeOf(e)}`;
+      // An agent that hangs up (cancel) is not an upstream failure.
+      outcome = clientGone ? 'cancelled' : 'upstream_error';
+      reason = clientGone
+        ? 'the agent disconnected before the response ended (cancelled)'
+        : timedOut ? `the ${state.opts.provider} API stream stalled for ${Math.round(idleMs / 1000)} s` : `the upstream stream broke: ${causeOf(e)}`;
       // Headers are already out: the agent sees a cut connection, which it reports.
       res.destroy();
     } finally {

