@@ -25,31 +25,37 @@ function isMessage(v: unknown): v is AnyMessage {
  */
 export function portStream(port: PortLike): Stream {
   let controllerRef: ReadableStreamDefaultController<AnyMessage> | undefined;
+  // Messages that arrive after either side closed are dropped, never enqueued
+  // into a closed stream (that would throw from the port's event handler).
+  let closed = false;
+  const shut = () => {
+    if (closed) return;
+    closed = true;
+    port.close?.();
+  };
   const readable = new ReadableStream<AnyMessage>({
     start(controller) {
       controllerRef = controller;
       port.onMessage((data) => {
+        if (closed) return;
         if (isMessage(data)) controller.enqueue(data);
         else console.error('tether: dropped a port message that is not a JSON-RPC object');
       });
     },
     cancel() {
-      port.close?.();
+      shut();
     },
   });
   const writable = new WritableStream<AnyMessage>({
     write(message) {
+      if (closed) throw new Error('the port is closed');
       port.postMessage(message);
     },
     close() {
-      port.close?.();
-      try {
-        controllerRef?.close();
-      } catch {
-        // Already closed.
-      }
+      if (closed) return;
+      shut();
+      controllerRef?.close();
     },
   });
   return { readable, writable };
 }
-

@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MODEL_ERROR_CODE } from '../../src/agent/acp-agent.ts';
 import { COMMANDS_UNAVAILABLE } from '../../src/agent/tools.ts';
 import { formatTraceparent, newTrace, parseTraceparent } from '../../src/common/trace.ts';
+import { ForkAgentStarter } from '../../src/host/agent-starter.ts';
 import { EgressGateway, type ModelProvider } from '../../src/host/egress/gateway.ts';
 import {
   createDemoScript, DEMO_LABEL, type ModelScript, type ScriptedModelServer, sequenceScript, startScriptedModel,
@@ -232,6 +233,31 @@ describe('agent process over stdio', () => {
     expect(result.content).toContain('killed after 200 ms (timeout)');
     expect(s.host.calls.map((c) => c.method)).toContain('terminal/kill');
     expect(s.host.calls.map((c) => c.method)).toContain('terminal/release');
+  });
+
+  it('runs under the host\'s ForkAgentStarter (minimal environment, host-side ndjson framing)', async () => {
+    const workspace = await mkdtemp(join(tmpdir(), 'tether-agent-'));
+    const model = await startScriptedModel({ script: sequenceScript({ toolCalls: [{ name: 'read_file', input: { path: 'a.txt' } }] }, { text: 'read it' }) });
+    const gateway = await EgressGateway.start({ getApiKey: () => API_KEY });
+    const agent = await new ForkAgentStarter().start();
+    const host = new TestHost({ workspace });
+    try {
+      await writeFile(join(workspace, 'a.txt'), 'content');
+      const gw = gateway.openSession({ sessionId: 'fork', provider: 'anthropic', upstreamBaseUrl: model.url });
+      await host.connect(agent.stream);
+      const sessionId = await host.newSession({ provider: 'anthropic', model: 'scripted', baseUrl: gw.baseUrl, token: gw.token });
+      expect((await host.prompt(sessionId, 'go')).stopReason).toBe('end_turn');
+      expect(host.text()).toBe('read it');
+    } finally {
+      // Agent first: closing the client connection before the agent's stdout ends trips a
+      // controller.close() on an already-cancelled stream in src/host/acp-transport.ts (reported).
+      agent.kill();
+      await agent.exited;
+      host.connection.close();
+      await gateway.close();
+      await model.close();
+      await rm(workspace, { recursive: true, force: true });
+    }
   });
 
   it('walks the demo script: read, write, denied .env, then a summary that names the rule', async () => {

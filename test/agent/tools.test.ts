@@ -70,6 +70,24 @@ describe('MessagePort transport', () => {
     const r = await s.host.prompt(s.sessionId, 'hello');
     expect(r.stopReason).toBe('end_turn');
   });
+
+  it('drops messages that arrive after the stream closed on a port without close(), without throwing', async () => {
+    const { port1, port2 } = new MessageChannel();
+    // Like Electron's parentPort shim: no close(), so messages keep arriving after the stream is done.
+    const stream = portStream({ postMessage: (m) => port2.postMessage(m), onMessage: (l) => port2.on('message', l) });
+    const errors: unknown[] = [];
+    const onError = (e: unknown) => errors.push(e);
+    process.on('uncaughtException', onError);
+    try {
+      await stream.readable.cancel();
+      port1.postMessage({ jsonrpc: '2.0', method: 'session/update', params: {} });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(errors).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onError);
+      port1.close();
+    }
+  });
 });
 
 describe('tools', () => {
