@@ -13,7 +13,7 @@
 
 import type { AuditActor, AuditOutcome, AuditRequest } from '../common/audit-record.ts';
 import type { CapabilityRequest } from '../common/capability.ts';
-import type { ConsentPreview, ConsentQuestion } from '../common/consent.ts';
+import type { ConsentPreview, ConsentQuestion, GrantScope } from '../common/consent.ts';
 import { DENIED_ERROR_CODE, type DecidedBy, type DeniedErrorData, type FinalDecision, type PolicyDecision } from '../common/decision.ts';
 import { Emitter } from '../common/emitter.ts';
 import { proposeGrant } from '../common/grants.ts';
@@ -57,6 +57,52 @@ export interface ExecuteOptions<T> {
   readonly effect: () => Promise<EffectResult<T>>;
   /** Aborts a pending consent question (agent cancelled the request). */
   readonly signal?: AbortSignal;
+}
+
+/** One part of a compound request (a command of a shell line, a file it writes). */
+export interface CompoundPart {
+  readonly request: CapabilityRequest;
+  /** What the part is, for the dialog and the record: "`rm -rf build`", "write /ws/out.txt". */
+  readonly label: string;
+}
+
+/** How policy (and grants) saw one part. */
+export interface PartDecision {
+  readonly part: CompoundPart;
+  readonly decision: PolicyDecision;
+  /** The session grant that covers this part's "ask", if any. */
+  readonly grantId?: string;
+}
+
+/** An effect that starts now and reports its outcome later (a command that keeps running). */
+export interface DeferredEffect<T> {
+  readonly result: T;
+  /** Settles when the effect has finished; a rejection is recorded as a failed outcome. */
+  readonly outcome: Promise<Omit<AuditOutcome, 'ok'> & { readonly ok?: boolean }>;
+}
+
+export interface CompoundOptions<T> {
+  /** Each is decided by policy; any deny denies the whole request, any ask asks once for all. */
+  readonly parts: readonly CompoundPart[];
+  /** Reasons the user must be asked whatever policy and grants say (an uncertain parse, an unsandboxed run). */
+  readonly mustAsk?: readonly string[];
+  /** Never offer "allow for this session". */
+  readonly noSessionGrant?: boolean;
+  /** Recorded with the decision: the sandbox profile (AuditRequest.sandbox). */
+  readonly auditSandbox?: Readonly<Record<string, unknown>>;
+  /** Built only when consent is needed; gets every part's decision to explain why. */
+  readonly preview: (parts: readonly PartDecision[]) => Promise<ConsentPreview>;
+  readonly effect: () => Promise<DeferredEffect<T>>;
+  readonly signal?: AbortSignal;
+}
+
+export interface CompoundExecution<T> {
+  readonly result: T;
+  readonly decision: FinalDecision;
+  /** Sequence number of the decision record. */
+  readonly seq: number;
+  /** Resolves once the outcome record is durable. Never rejects. */
+  readonly completed: Promise<{ readonly outcome: AuditOutcome; readonly seq: number | undefined }>;
 }
 
 export interface DecisionEvent {
@@ -136,6 +182,115 @@ export class Broker {
   }
 
   /**
+   * A request made of several parts (a shell line: its commands and the files
+   * it writes), decided together: every part by policy, any deny denies the
+   * whole, any "ask" not covered by a session grant (or any `mustAsk` reason)
+   * asks the user ONE question for the whole, and ONE decision record lists
+   * every determining policy. The effect starts after that record is durable
+   * and may keep running: its outcome is recorded when it settles.
+   *
+   * "Allow for this session" is offered only when exactly one part needs
+   * consent and it has an exact grant (proposeGrant); it then grants that part.
+   */
+  async executeCompound<T>(request: CapabilityRequest, options: CompoundOptions<T>): Promise<CompoundExecution<T>> {
+    const { decision, parts } = await this.decideCompound(request, options);
+    const receipt = await this.record(request, decision, {
+      ...(options.auditSandbox ? { sandbox: options.auditSandbox } : {}),
+      detail: {
+        parts: parts.map((p) => ({
+          action: p.part.request.action,
+          subject: p.part.label,
+          effect: p.decision.effect,
+          policyIds: p.decision.policyIds,
+          ...(p.grantId ? { grantId: p.grantId } : {}),
+        })),
+        ...(options.mustAsk && options.mustAsk.length > 0 ? { mustAsk: options.mustAsk } : {}),
+      },
+    });
+    this.didDecide.fire({ request, decision, seq: receipt.seq });
+    if (!decision.allowed) {
+      throw new RequestDenied({ decidedBy: decision.decidedBy, policyIds: decision.policy.policyIds, reason: decision.reason });
+    }
+    const started = performance.now();
+    const finish = async (outcome: AuditOutcome) => {
+      let seq: number | undefined;
+      try {
+        seq = await this.recordOutcome(request, outcome);
+        this.didComplete.fire({ request, outcome, seq });
+      } catch (e) {
+        console.error('tether: the outcome of a request could not be recorded:', e);
+      }
+      return { outcome, seq };
+    };
+    let deferred: DeferredEffect<T>;
+    try {
+      deferred = await options.effect();
+    } catch (e) {
+      await finish({ ok: false, error: (e as Error).message, durationMs: round(performance.now() - started) });
+      throw e;
+    }
+    const completed = deferred.outcome.then(
+      (o) => finish({ durationMs: round(performance.now() - started), ...o, ok: o.ok ?? true }),
+      (e: unknown) => finish({ ok: false, error: (e as Error).message, durationMs: round(performance.now() - started) }),
+    );
+    return { result: deferred.result, decision, seq: receipt.seq, completed };
+  }
+
+  private async decideCompound<T>(request: CapabilityRequest, options: CompoundOptions<T>): Promise<{ decision: FinalDecision; parts: PartDecision[] }> {
+    const parts: PartDecision[] = [];
+    if (this.halted !== undefined) {
+      return { decision: deny({ effect: 'deny', policyIds: [], reason: this.halted }, 'kill-switch', this.halted), parts };
+    }
+    for (const part of options.parts) {
+      let d: PolicyDecision;
+      try {
+        d = this.opts.policy.decide(part.request);
+      } catch (e) {
+        const reason = `the policy engine failed on ${part.label}: ${(e as Error).message}`;
+        return { decision: deny({ effect: 'deny', policyIds: [], reason, errors: [reason] }, 'error', reason), parts };
+      }
+      const grant = d.effect === 'ask' ? this.opts.grants.find(part.request) : undefined;
+      parts.push({ part, decision: d, ...(grant ? { grantId: grant.id } : {}) });
+    }
+    const policyIds = [...new Set(parts.flatMap((p) => p.decision.policyIds))];
+    const denied = parts.filter((p) => p.decision.effect === 'deny');
+    if (denied.length > 0) {
+      const reason = denied.map((p) => `${p.part.label}: ${p.decision.reason}`).join('; ');
+      const errors = denied.flatMap((p) => p.decision.errors ?? []);
+      const policy: PolicyDecision = { effect: 'deny', policyIds, reason, ...(errors.length > 0 ? { errors } : {}) };
+      return { decision: deny(policy, errors.length > 0 ? 'error' : 'policy', reason), parts };
+    }
+    const mustAsk = options.mustAsk ?? [];
+    const asking = parts.filter((p) => p.decision.effect === 'ask' && (mustAsk.length > 0 || !p.grantId));
+    if (parts.length === 0 && mustAsk.length === 0) {
+      const reason = 'the request has no parts to decide';
+      return { decision: deny({ effect: 'deny', policyIds: [], reason }, 'host', reason), parts };
+    }
+    const effect = asking.length > 0 || mustAsk.length > 0 ? 'ask' : parts.some((p) => p.decision.effect === 'ask') ? 'ask' : 'allow';
+    const why = [...mustAsk, ...asking.map((p) => `${p.part.label}: ${p.decision.reason}`)];
+    const policy: PolicyDecision = {
+      effect,
+      policyIds,
+      reason: effect === 'allow' ? parts.map((p) => p.decision.reason).filter((r, i, a) => a.indexOf(r) === i).join('; ') : why.join('; ') || 'covered by session grants',
+    };
+    if (asking.length === 0 && mustAsk.length === 0) {
+      const grantIds = parts.flatMap((p) => (p.grantId ? [p.grantId] : []));
+      if (grantIds.length === 0) return { decision: { allowed: true, policy, decidedBy: 'policy', reason: policy.reason }, parts };
+      const names = grantIds.map((id) => this.opts.grants.list().find((g) => g.id === id)?.description ?? id);
+      return { decision: { allowed: true, policy, decidedBy: 'grant', grantId: grantIds[0]!, reason: `covered by the session grant${names.length > 1 ? 's' : ''} ${names.map((n) => `"${n}"`).join(', ')}` }, parts };
+    }
+    const single = asking.length === 1 && mustAsk.length === 0 && !options.noSessionGrant ? asking[0]!.part.request : undefined;
+    const decision = await this.consent(
+      request,
+      policy,
+      () => options.preview(parts),
+      () => (single ? proposeGrant(single) : undefined),
+      options.signal,
+    );
+    return { decision, parts };
+  }
+
+  /**
    * Records and throws a refusal that happened before policy could run
    * (malformed path, device file, over a limit). The agent sees the reason.
    */
@@ -166,15 +321,25 @@ export class Broker {
     return this.askUser(request, policy, options);
   }
 
-  private async askUser<T>(request: CapabilityRequest, policy: PolicyDecision, options: ExecuteOptions<T>): Promise<FinalDecision> {
+  private askUser<T>(request: CapabilityRequest, policy: PolicyDecision, options: ExecuteOptions<T>): Promise<FinalDecision> {
+    return this.consent(request, policy, options.preview, () => proposeGrant(request), options.signal);
+  }
+
+  private async consent(
+    request: CapabilityRequest,
+    policy: PolicyDecision,
+    buildPreview: () => Promise<ConsentPreview>,
+    buildGrant: () => GrantScope | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<FinalDecision> {
     const controller = new AbortController();
     this.pending.add(controller);
     const onAbort = () => controller.abort(new Error('the agent cancelled the request'));
-    options.signal?.addEventListener('abort', onAbort, { once: true });
+    signal?.addEventListener('abort', onAbort, { once: true });
     const timer = setTimeout(() => controller.abort(new ConsentTimeout()), this.opts.consentTimeoutMs);
     try {
-      const preview = await options.preview();
-      const proposedGrant = proposeGrant(request);
+      const preview = await buildPreview();
+      const proposedGrant = buildGrant();
       const question: ConsentQuestion = {
         id: request.id,
         request,
@@ -198,19 +363,20 @@ export class Broker {
       return deny(policy, 'error', `consent could not be obtained: ${(e as Error).message}`);
     } finally {
       clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
+      signal?.removeEventListener('abort', onAbort);
       this.pending.delete(controller);
     }
   }
 
-  private record(request: CapabilityRequest, decision: FinalDecision) {
+  private record(request: CapabilityRequest, decision: FinalDecision, extra?: { readonly sandbox?: Readonly<Record<string, unknown>>; readonly detail?: Readonly<Record<string, unknown>> }) {
     return this.opts.audit.append({
       type: 'decision',
       session: request.sessionId,
       traceId: request.trace.traceId,
       spanId: request.trace.spanId,
       actor: this.opts.actor,
-      request: auditRequest(request),
+      request: extra?.sandbox ? { ...auditRequest(request), sandbox: extra.sandbox } : auditRequest(request),
+      ...(extra?.detail ? { detail: extra.detail } : {}),
       decision: {
         effect: decision.policy.effect,
         allowed: decision.allowed,
