@@ -200,6 +200,8 @@ class Parser {
   private vars: Vars;
   /** Nesting of while/until/for/select: a variable assigned inside may differ on the next round. */
   private loopDepth = 0;
+  /** Nesting of subshells, groups and substitutions within this parser (bounded with `depth`). */
+  private nest = 0;
   private readonly readInLoop = new Set<string>();
   private cwd: string | null;
   private readonly origin: PartOrigin;
@@ -311,7 +313,9 @@ class Parser {
       switch (reserved) {
         case '{':
           this.pos++;
+          if (!this.enter()) return;
           this.parseList(new Set(['}']), 'group');
+          this.nest--;
           this.expectWord('}', 'a { … } group');
           this.parseTrailingRedirects(-1);
           return;
@@ -708,13 +712,14 @@ class Parser {
   private recordWrite(word: ShellWord, access: PathAccessKind, via: string, part: number, cwd: string | null = part >= 0 && this.shared.parts[part] ? this.shared.parts[part]!.cwd : this.cwd): void {
     if (word.procSub) return;
     if (!word.dynamic && isPseudoFile(word.text)) return;
+    const verb = access === 'delete' ? 'deletes' : 'writes to';
     if (word.dynamic) {
-      this.uncertain(`${via} writes to ${show(word.raw)}, a path only known when the line runs`);
+      this.uncertain(`${via} ${verb} ${show(word.raw)}, a path only known when the line runs`);
     } else if (word.brace || (word.glob && hasGlob(dirName(word.raw)))) {
-      this.uncertain(`${via} writes to ${show(word.raw)}, which the shell expands to paths not known in advance`);
+      this.uncertain(`${via} ${verb} ${show(word.raw)}, which the shell expands to paths not known in advance`);
     }
     if (cwd === null && !word.text.startsWith('/')) {
-      this.uncertain(`${via} writes to ${show(word.raw)} relative to a directory a cd made unknown`);
+      this.uncertain(`${via} ${verb} ${show(word.raw)} relative to a directory a cd made unknown`);
     }
     this.shared.writes.push({ path: word.text, word, access, via, part, cwd });
   }
@@ -1099,6 +1104,7 @@ class Parser {
 
   /** Runs `fn` with a copy of the variables: a subshell's assignments stay inside it. */
   private scoped(fn: () => void): void {
+    if (!this.enter()) return;
     const savedVars = this.vars;
     const savedCwd = this.cwd;
     this.vars = copyVars(savedVars);
@@ -1107,7 +1113,19 @@ class Parser {
     } finally {
       this.vars = savedVars;
       this.cwd = savedCwd;
+      this.nest--;
     }
+  }
+
+  /** One level deeper; past the limit the rest of the line is given up on (uncertain). */
+  private enter(): boolean {
+    if (this.depth + this.nest >= MAX_DEPTH) {
+      this.uncertain(`the line nests commands more than ${MAX_DEPTH} deep`);
+      this.pos = this.src.length;
+      return false;
+    }
+    this.nest++;
+    return true;
   }
 
   /** Reads one word (stops at a metacharacter outside quotes). */
@@ -1354,11 +1372,6 @@ class Parser {
 
   /** After `$(` or `<(`/`>(`: parses the inner list up to the matching `)`. */
   private parseSubstitution(origin: PartOrigin, opener: string): void {
-    if (this.depth >= MAX_DEPTH) {
-      this.uncertain(`the line nests commands more than ${MAX_DEPTH} deep`);
-      this.pos = this.src.length;
-      return;
-    }
     this.scoped(() => this.parseList(new Set([')']), origin));
     if (this.peek() === ')') this.pos++;
     else this.uncertain(`${opener}…) is not closed`);
@@ -1389,7 +1402,7 @@ class Parser {
 
   /** Parses a string that the shell will run (bash -c, backticks, here-doc to a shell). */
   private parseNested(text: string, origin: PartOrigin, cwd: string | null): void {
-    const child = new Parser(text, this.shared, copyVars(this.vars, true), cwd, origin, this.depth + 1);
+    const child = new Parser(text, this.shared, copyVars(this.vars, true), cwd, origin, this.depth + this.nest + 1);
     child.parseTop();
   }
 
@@ -1555,7 +1568,7 @@ export function normalizePath(p: string): string {
 
 function show(s: string): string {
   const one = s.replace(/\s+/g, ' ');
-  return `"${one.length > 80 ? `${one.slice(0, 77)}...` : one}"`;
+  return `\`${one.length > 80 ? `${one.slice(0, 77)}...` : one}\``;
 }
 
 function dedupe(xs: readonly string[]): string[] {

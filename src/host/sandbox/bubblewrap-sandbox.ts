@@ -178,7 +178,9 @@ export class BubblewrapSandbox implements Sandbox {
       return unavailable(`the sandbox for ${process.platform} is not built yet (Linux uses bubblewrap)`, 'Run Tether on Linux to run commands, or ask your administrator for a policy that permits unsandboxed commands (each one is then asked about).');
     }
     const bwrap = opts.bwrapPath ?? which('bwrap');
-    if (!bwrap) return unavailable('bubblewrap (bwrap) is not installed', 'Install it: `sudo apt-get install bubblewrap` (Debian, Ubuntu) or `sudo dnf install bubblewrap` (Fedora), then restart Tether.');
+    if (!bwrap || !isExecutable(bwrap)) {
+      return unavailable(`bubblewrap (bwrap) is not installed${opts.bwrapPath ? ` at ${opts.bwrapPath}` : ''}`, 'Install it: `sudo apt-get install bubblewrap` (Debian, Ubuntu) or `sudo dnf install bubblewrap` (Fedora), then restart Tether.');
+    }
     const bash = opts.bashPath ?? which('bash') ?? (existsSync('/bin/bash') ? '/bin/bash' : undefined);
     if (!bash) return unavailable('bash is not installed', 'Install bash, then restart Tether.');
     const seccomp = opts.applySeccompPath ?? applySeccompPath();
@@ -302,6 +304,15 @@ function namespaceArgs(): string[] {
 /** /run/user/UID: the session bus, keyring and agent sockets. */
 function runtimeDir(): string {
   return `/run/user/${process.getuid?.() ?? 0}`;
+}
+
+function isExecutable(p: string): boolean {
+  try {
+    accessSync(p, C.X_OK);
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
 }
 
 function exists(p: string): boolean {

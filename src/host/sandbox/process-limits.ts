@@ -75,7 +75,7 @@ class CgroupLimiter implements ProcessLimiter {
   private ready: Promise<void> | undefined;
   constructor(kind: LimiterKind, root: string) {
     this.kind = kind;
-    this.parent = join(root, `tether-${process.pid}`);
+    this.parent = join(root, `tether-${process.pid}-${randomUUID().slice(0, 8)}`);
   }
 
   async prepare(maxProcesses: number): Promise<CommandLimits> {

@@ -110,6 +110,8 @@ const MAX_OUTPUT_LIMIT = 16 * 1024 * 1024;
 
 export class TerminalService {
   private readonly terminals = new Map<string, Terminal>();
+  /** Outcomes not yet recorded, released terminals included: dispose waits for them. */
+  private readonly pending = new Set<Promise<void>>();
   private readonly caches = new Map<string, HashCache>();
   private readonly didChangeFiles = new Emitter<CommandChanges>();
   /** Fired after each command that changed files in the workspace, once its outcome is recorded. */
@@ -243,6 +245,8 @@ export class TerminalService {
         this.didChangeFiles.fire({ sessionId, terminalId: term.id, requestId: request.id, line, cwd, changedFiles: term.changedFiles });
       }
     });
+    this.pending.add(term.completed);
+    void term.completed.finally(() => this.pending.delete(term.completed));
     return { terminalId: term.id };
   }
 
@@ -282,6 +286,7 @@ export class TerminalService {
       this.terminals.delete(t.id);
     }
     await Promise.allSettled(mine.map((t) => t.completed));
+    if (sessionId === undefined) await Promise.allSettled([...this.pending]);
   }
 
   /** Files a command changed, once it has exited (empty before). */
