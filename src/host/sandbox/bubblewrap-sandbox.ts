@@ -157,6 +157,8 @@ export class BubblewrapSandbox implements Sandbox {
   private readonly limiter: ProcessLimiter | undefined;
   private readonly network = new SandboxNetwork();
   private readonly running = new Set<SandboxProcess>();
+  /** Cgroup removals still retrying after their command ended. */
+  private readonly releasing = new Set<Promise<void>>();
   private readonly opts: BubblewrapSandboxOptions;
   private readonly home: string;
   private readonly defaults: SandboxLimits;
@@ -264,7 +266,12 @@ export class BubblewrapSandbox implements Sandbox {
       args.push('--chdir', options.cwd, ...t.capArgs, '--', ...inner);
 
       const limitsForCommand = await this.limiter.prepare(limits.maxProcesses);
-      releases.push(() => limitsForCommand.release());
+      // Everything in the pid namespace is dead when bubblewrap has exited; the
+      // cgroup itself lingers a few ms more, so it is removed off the exit path.
+      releases.push(() => {
+        const done = limitsForCommand.release().catch((e: unknown) => console.error('tether:', (e as Error).message)).finally(() => this.releasing.delete(done));
+        this.releasing.add(done);
+      });
       const fileBlocks = String(Math.max(1, Math.floor(limits.maxFileBytes / 1024)));
       const proc = spawnInPty({
         file: t.bash,
@@ -292,6 +299,7 @@ export class BubblewrapSandbox implements Sandbox {
     const all = [...this.running];
     for (const p of all) p.kill('killed');
     await Promise.allSettled(all.map((p) => p.exited));
+    await Promise.allSettled([...this.releasing]);
     await this.network.dispose();
     await this.limiter?.dispose();
   }

@@ -22,7 +22,9 @@ export interface CommandLimits {
   readonly procsFile?: string;
   /** RLIMIT_NPROC for the launcher, if used. */
   readonly nproc?: number;
-  /** Removes the cgroup (killing anything left in it). */
+  /** SIGKILLs whatever is still in the cgroup (a child that left the process group). */
+  killRemaining(): Promise<void>;
+  /** Removes the cgroup (killing anything left in it); may take a few ms after the last exit. */
   release(): Promise<void>;
 }
 
@@ -33,7 +35,7 @@ export interface ProcessLimiter {
   dispose(): Promise<void>;
 }
 
-const NONE: CommandLimits = { release: async () => {} };
+const NONE: CommandLimits = { killRemaining: async () => {}, release: async () => {} };
 
 export async function createProcessLimiter(): Promise<ProcessLimiter> {
   const v2 = await cgroupV2Root();
@@ -88,6 +90,7 @@ class CgroupLimiter implements ProcessLimiter {
     await writeFile(join(dir, 'pids.max'), String(maxProcesses));
     return {
       procsFile: join(dir, 'cgroup.procs'),
+      killRemaining: () => killCgroup(dir, this.kind),
       release: () => removeCgroup(dir, this.kind),
     };
   }
@@ -100,7 +103,7 @@ class CgroupLimiter implements ProcessLimiter {
 }
 
 async function removeCgroup(dir: string, kind: LimiterKind): Promise<void> {
-  for (let attempt = 0; attempt < 50; attempt++) {
+  for (let attempt = 0; attempt < 60; attempt++) {
     try {
       await rmdir(dir);
       return;
@@ -110,18 +113,23 @@ async function removeCgroup(dir: string, kind: LimiterKind): Promise<void> {
       if (code !== 'EBUSY') throw e;
     }
     // Something is still in it: the tree should already be dead; make sure.
-    if (kind === 'cgroup-v2') await writeFile(join(dir, 'cgroup.kill'), '1').catch(() => {});
-    const procs = await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '');
-    for (const pid of procs.split('\n').filter(Boolean)) {
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // gone already
-      }
-    }
-    await new Promise((r) => setTimeout(r, 20));
+    await killCgroup(dir, kind);
+    // A pid namespace's last processes can take a moment to be reaped after bubblewrap exits.
+    await new Promise((r) => setTimeout(r, Math.min(2 ** attempt, 50)));
   }
   throw new Error(`the cgroup ${dir} could not be removed: processes are still in it`);
+}
+
+async function killCgroup(dir: string, kind: LimiterKind): Promise<void> {
+  if (kind === 'cgroup-v2') await writeFile(join(dir, 'cgroup.kill'), '1').catch(() => {});
+  const procs = await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '');
+  for (const pid of procs.split('\n').filter(Boolean)) {
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
 }
 
 class RlimitLimiter implements ProcessLimiter {
@@ -131,7 +139,7 @@ class RlimitLimiter implements ProcessLimiter {
   async prepare(maxProcesses: number): Promise<CommandLimits> {
     const now = Date.now();
     if (!this.cached || now - this.cached.at > 2000) this.cached = { at: now, count: await countOwnProcesses() };
-    return { nproc: this.cached.count + maxProcesses, release: async () => {} };
+    return { nproc: this.cached.count + maxProcesses, killRemaining: async () => {}, release: async () => {} };
   }
 
   async dispose(): Promise<void> {}

@@ -22,6 +22,7 @@ const LAUNCHER = [
 export class UnsandboxedRunner {
   private limiter: Promise<ProcessLimiter> | undefined;
   private readonly running = new Set<SandboxProcess>();
+  private readonly releasing = new Set<Promise<void>>();
   private readonly bash: string;
 
   constructor(bash = '/bin/bash') {
@@ -50,7 +51,12 @@ export class UnsandboxedRunner {
           process.kill(pid, 'SIGKILL');
         }
       },
-      cleanup: () => limits.release(),
+      // Without a pid namespace, a child that left the process group is found through the cgroup.
+      cleanup: async () => {
+        await limits.killRemaining();
+        const done = limits.release().catch((e: unknown) => console.error('tether:', (e as Error).message)).finally(() => this.releasing.delete(done));
+        this.releasing.add(done);
+      },
     });
     this.running.add(proc);
     void proc.exited.finally(() => this.running.delete(proc));
@@ -61,6 +67,7 @@ export class UnsandboxedRunner {
     const all = [...this.running];
     for (const p of all) p.kill('killed');
     await Promise.allSettled(all.map((p) => p.exited));
+    await Promise.allSettled([...this.releasing]);
     await (await this.limiter)?.dispose();
   }
 }
