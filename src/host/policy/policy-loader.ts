@@ -99,7 +99,12 @@ export function loadPolicyFile(
     }
     const earlier = seen.get(id) ?? loaded.find((p) => p.id === id);
     if (earlier) {
-      throw new PolicyLoadError(`${where}: duplicate policy id "${id}", already used at ${earlier.file}:${earlier.line}:${earlier.column}; policy ids must be unique across managed, user and default policy`, file, line, column);
+      const rule = 'policy ids must be unique across managed, user and default policy; rename one';
+      // Blame the policy someone wrote for this machine, not the built-in default.
+      if (source === 'default' && earlier.source !== 'default') {
+        throw new PolicyLoadError(`${earlier.file}:${earlier.line}:${earlier.column}: policy id "${id}" is already used by the default policy at ${where}; ${rule}`, earlier.file, earlier.line, earlier.column);
+      }
+      throw new PolicyLoadError(`${where}: duplicate policy id "${id}", already used at ${earlier.file}:${earlier.line}:${earlier.column}; ${rule}`, file, line, column);
     }
     const ask = 'ask' in annotations;
     if (ask && json.json.effect === 'forbid') {
