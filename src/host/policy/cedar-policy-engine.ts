@@ -12,7 +12,8 @@
 // Speed: a wasm call costs ~15 µs before any policy runs, each policy in the set
 // ~1.5 µs and each entity attribute 2–4 µs. So the policy set is split per
 // concrete action at load time (each part holds only the policies whose action
-// scope can match, with that scope check removed), the entity carries only the
+// scope can match, with that scope check removed — via Cedar's JSON form, except
+// for policies with Longs beyond 2^53, which JSON would round), the entity carries only the
 // attributes some policy in that part reads, and decisions are memoised by
 // their exact Cedar input (the policies are immutable, Cedar is deterministic).
 // `reference: true` turns all of that off — full set, full entities, schema —
@@ -93,7 +94,7 @@ interface Plan {
   readonly resourceType: ResourceType;
   readonly resourceAttrs: readonly (readonly [string, AttrGetter])[];
   readonly contextAttrs: readonly (readonly [string, AttrGetter])[];
-  /** Present when some condition reads `action` (no schema is passed on the fast path). */
+  /** Present when some policy reads `action` beyond its stripped scope (no schema is passed on the fast path). */
   readonly actionEntity: EntityJson | undefined;
   readonly schemaName: string | undefined;
 }
@@ -460,6 +461,12 @@ function collectUsage(expr: unknown, usage: Usage): void {
   for (const v of Object.values(node)) collectUsage(v, usage);
 }
 
+function hasUnsafeNumber(json: unknown): boolean {
+  if (typeof json === 'number') return !Number.isSafeInteger(json);
+  if (json === null || typeof json !== 'object') return false;
+  return Object.values(json).some(hasUnsafeNumber);
+}
+
 function fastPlans(id: string, policies: ReadonlyMap<string, LoadedPolicy>, actions: SchemaActions): Map<CapabilityAction, Plan> {
   const plans = new Map<CapabilityAction, Plan>();
   for (const action of ACTIONS) {
@@ -467,7 +474,14 @@ function fastPlans(id: string, policies: ReadonlyMap<string, LoadedPolicy>, acti
     const usage: Usage = { resource: new Set(), context: new Set(), wholeContext: false, action: false };
     for (const p of policies.values()) {
       if (!actionsInScope(p.json, actions.ancestors).includes(action)) continue;
-      set[p.id] = { ...p.json, action: { op: 'All' } };
+      if (hasUnsafeNumber(p.json)) {
+        // The JSON form rounds Longs beyond 2^53: keep the text, scope and all,
+        // and give Cedar the action's groups instead.
+        set[p.id] = p.text;
+        usage.action = true;
+      } else {
+        set[p.id] = { ...p.json, action: { op: 'All' } };
+      }
       collectUsage(p.json.conditions, usage);
     }
     const policySetId = `${id}-${action}`;
@@ -510,6 +524,7 @@ function referencePlans(id: string, schema: LoadedSchema, policies: ReadonlyMap<
 }
 
 function preparse(id: string, set: Record<string, PolicyJson | string>): void {
+  // Cannot fail for policies that validated, short of a Cedar bug: still refuse to run.
   const answer = cedar.preparsePolicySet(id, { staticPolicies: set });
   if (answer.type === 'failure') {
     throw new PolicyLoadError(`the validated policies could not be prepared for evaluation: ${answer.errors.map((e) => e.message).join('; ')}`, '(policy set)');

@@ -76,10 +76,11 @@ export function loadPolicyFile(
   warnings: PolicyWarning[],
 ): LoadedPolicy[] {
   const { file, text, source } = spec;
-  const parsed = cedar.checkParsePolicySet({ staticPolicies: text });
-  if (parsed.type === 'failure') throw errorAt(file, text, 0, parsed.errors, 'the policy does not parse');
   const parts = cedar.policySetTextToParts(text);
-  if (parts.type === 'failure') throw errorAt(file, text, 0, parts.errors, 'the policy does not parse');
+  if (parts.type === 'failure') {
+    const parsed = cedar.checkParsePolicySet({ staticPolicies: text });
+    throw errorAt(file, text, 0, parsed.type === 'failure' ? parsed.errors : parts.errors, 'the policy does not parse');
+  }
   if (parts.policy_templates.length > 0) {
     const at = text.indexOf(parts.policy_templates[0]!);
     throw errorAt(file, text, Math.max(at, 0), [], 'policy templates (`?principal`, `?resource`) are not supported; write a static policy');
