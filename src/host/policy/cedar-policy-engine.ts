@@ -470,7 +470,7 @@ function hasUnsafeNumber(json: unknown): boolean {
 function fastPlans(id: string, policies: ReadonlyMap<string, LoadedPolicy>, actions: SchemaActions): Map<CapabilityAction, Plan> {
   const plans = new Map<CapabilityAction, Plan>();
   for (const action of ACTIONS) {
-    const set: Record<string, PolicyJson> = {};
+    const set: Record<string, PolicyJson | string> = {};
     const usage: Usage = { resource: new Set(), context: new Set(), wholeContext: false, action: false };
     for (const p of policies.values()) {
       if (!actionsInScope(p.json, actions.ancestors).includes(action)) continue;
