@@ -21,7 +21,7 @@
 
 import { fileURLToPath } from 'node:url';
 import { join, resolve } from 'node:path';
-import { readdir } from 'node:fs/promises';
+import { readdir, realpath } from 'node:fs/promises';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { AuthorizationAnswer, CedarValueJson, EntityJson, EntityUidJson, Expr, PolicyJson, StatefulAuthorizationCall } from '@cedar-policy/cedar-wasm/nodejs';
 import { ACTION_KIND, type CapabilityAction, type CapabilityRequest } from '../../common/capability.ts';
@@ -174,8 +174,9 @@ export class CedarPolicyEngine implements PolicyEngine {
     const fold = (options.caseInsensitivePaths ?? (process.platform === 'darwin' || process.platform === 'win32'))
       ? (p: string) => p.toLowerCase()
       : (p: string) => p;
-    const protectedPaths = [...(options.protectedPaths ?? []), defaultDir, ...specs.map((s) => s.file)]
-      .map((p) => fold(resolve(p)));
+    // Request paths are canonical: match both the given and the real form of each root.
+    const roots = [...(options.protectedPaths ?? []), defaultDir, ...specs.map((s) => s.file)].map((p) => resolve(p));
+    const protectedPaths = [...new Set([...roots, ...(await Promise.all(roots.map((p) => realpath(p).catch(() => p))))])].map(fold);
     const providers = (options.modelProviders ?? []).map(parseProvider);
     const env: RequestEnvironment = {
       fold,
@@ -272,7 +273,8 @@ export class CedarPolicyEngine implements PolicyEngine {
 
     let key: string | undefined;
     if (this.cacheSize > 0) {
-      key = JSON.stringify(call);
+      // The role only shapes the reason text unless a policy reads it; key on it anyway.
+      key = `${subject.role}\n${JSON.stringify(call)}`;
       const hit = this.cache.get(key);
       if (hit) {
         this.cache.delete(key);
@@ -329,6 +331,7 @@ function part(effect: PolicyEffect, policyIds: readonly string[], reason: string
 
 /** The stricter part wins: deny over ask over allow. */
 function combine(parts: readonly PartResult[]): PolicyDecision {
+  if (parts.length === 0) return { effect: 'deny', policyIds: [], reason: 'nothing to decide on', errors: ['request has no subject'] };
   const rank: Record<PolicyEffect, number> = { allow: 0, ask: 1, deny: 2 };
   const worst = Math.max(...parts.map((p) => rank[p.effect]));
   const effect = (['allow', 'ask', 'deny'] as const)[worst]!;

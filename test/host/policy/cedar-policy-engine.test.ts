@@ -163,3 +163,13 @@ describe('CedarPolicyEngine fails closed on requests it cannot decide', () => {
     }
   });
 });
+
+describe('protected paths', () => {
+  it('match the canonical path of a protected directory given through a symlink', async () => {
+    const viaLink = join(ws, 'data-link');
+    await symlink(tetherData, viaLink);
+    const e = await CedarPolicyEngine.load({ protectedPaths: [join(viaLink, 'audit')] });
+    expect(e.decide(await req({ action: 'read', path: '.tether-data/audit/audit.jsonl' }))).toMatchObject({ effect: 'deny', policyIds: ['tether-protected'] });
+    expect(e.decide(await req({ action: 'read', path: 'src/index.ts' }))).toMatchObject({ effect: 'allow' });
+  });
+});
