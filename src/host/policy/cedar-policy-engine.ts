@@ -127,6 +127,8 @@ export class CedarPolicyEngine implements PolicyEngine {
   private readonly env: RequestEnvironment;
   private readonly cache = new Map<string, PartResult>();
   private readonly cacheSize: number;
+  private hits = 0;
+  private misses = 0;
 
   private constructor(init: {
     policies: ReadonlyMap<string, LoadedPolicy>;
@@ -240,6 +242,11 @@ export class CedarPolicyEngine implements PolicyEngine {
     };
   }
 
+  /** Memo counters since load (each half of a move counts once). */
+  memoStats(): { hits: number; misses: number; size: number } {
+    return { hits: this.hits, misses: this.misses, size: this.cache.size };
+  }
+
   rule(id: string): PolicyRuleInfo | undefined {
     const p = this.policies.get(id);
     return p ? ruleInfo(p) : undefined;
@@ -277,11 +284,13 @@ export class CedarPolicyEngine implements PolicyEngine {
       key = `${subject.role}\n${JSON.stringify(call)}`;
       const hit = this.cache.get(key);
       if (hit) {
+        this.hits++;
         this.cache.delete(key);
         this.cache.set(key, hit);
         return hit;
       }
     }
+    this.misses++;
     const result = this.interpret(cedar.statefulIsAuthorized(call), subject);
     if (key !== undefined) {
       this.cache.set(key, result);
