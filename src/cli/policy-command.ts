@@ -50,7 +50,7 @@ Test file (JSON):
     "cases": [ { "name": "reads a source file", "request": { "action": "read", "path": "src/index.ts" },
                  "expect": "allow", "policyIds": ["workspace-read"] } ] }
   A case request may also set destination, command, cwd, url, workspace, exists, type, hardLinked.
-  "policies"/"managed" paths are relative to the test file; a bare array of cases is accepted too.
+  "workspace", "policies" and "managed" are relative to the test file; a bare array of cases is accepted too.
 `;
 
 const OPTIONS = {
