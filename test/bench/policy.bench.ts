@@ -56,9 +56,10 @@ function file(rel: string, opts: { exists?: boolean; hardLinked?: boolean } = {}
 function makeStream(n: number, unique: boolean, seed: number): CapabilityRequest[] {
   const rand = rng(seed);
   const total = MIX.reduce((a, [, w]) => a + w, 0);
-  // Zipf-like working set: a few files are touched again and again.
-  const paths = DIRS.flatMap((d) => NAMES.map((f) => `${d}/${f}`));
-  const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() ** 2.5 * xs.length)]!;
+  // A repository of ~2,000 files; the agent keeps coming back to a skewed
+  // working set (a few files touched again and again, a long tail once).
+  const paths = DIRS.flatMap((d) => Array.from({ length: 15 }, (_, k) => NAMES.map((f) => `${d}/m${k}/${f}`)).flat());
+  const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() ** 2 * xs.length)]!;
   const out: CapabilityRequest[] = [];
   for (let i = 0; i < n; i++) {
     let r = rand() * total;
