@@ -1,0 +1,495 @@
+// The workspace jail: turns a path an agent sent into the canonical target the
+// broker decides on, and lets the effects reach that target again later
+// without following anything swapped in since (DESIGN.md, "The spine", step 3).
+//
+// Resolution: `..` is normalised lexically, then the parent is realpath'd, so
+// a symlink at any directory component is resolved; a final-component symlink
+// is followed for read and write intents (the canonical path is where the
+// bytes really are) and kept as itself for the `entry` intent (delete, move).
+// A target outside the root is returned with `inWorkspace: false` for policy
+// to deny with a named rule; malformed input, devices/FIFOs/sockets and loops
+// throw `PathRefused`.
+//
+// Reaching a target again (`anchor`): on Linux the jail holds an fd of the root
+// and walks to a directory one component at a time through /proc/self/fd/N
+// with O_NOFOLLOW|O_DIRECTORY, which is what openat() would do: no symlink is
+// ever followed, whatever was swapped in, and every later operation on an entry
+// goes through the directory fd, not through a path. Elsewhere (macOS, Windows,
+// or no /proc) Node has no openat/renameat, so an anchor checks by path that
+// every component below the root is a real directory with the identity seen
+// at resolution, and `verify()` repeats that just before anything is
+// committed; a swap inside that last window cannot be prevented there.
+//
+// Not handled: the root itself being moved while Tether runs (the user's
+// doing); hard links cannot be told apart from an ordinary file except by
+// their count, which is flagged (`hardLinked`) for policy.
+
+import { constants as C, type BigIntStats, type Stats } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import type { PathIdentity, ResolvedPath } from '../common/capability.ts';
+import { LIMITS } from '../common/limits.ts';
+
+/** A path the jail will not resolve at all. The message says why. */
+export class PathRefused extends Error {
+  override readonly name = 'PathRefused';
+  readonly input: string;
+  constructor(input: string, reason: string) {
+    super(`refused path ${show(input)}: ${reason}`);
+    this.input = input;
+  }
+}
+
+/** The file system changed between resolution and the effect; nothing was done. */
+export class PathChanged extends Error {
+  override readonly name = 'PathChanged';
+  readonly path: string;
+  constructor(p: string, what: string) {
+    super(`${show(p)} ${what} after it was checked; nothing was done (ask again to act on what is there now)`);
+    this.path = p;
+  }
+}
+
+/**
+ * read: follow a final symlink (the canonical path is its target).
+ * write: the same; the effect writes the canonical target, never through a link.
+ * entry: the directory entry itself, a final symlink included (delete, move).
+ */
+export type ResolveIntent = 'read' | 'write' | 'entry';
+
+export interface ResolveOptions {
+  readonly intent?: ResolveIntent;
+}
+
+export interface JailOptions {
+  /** Override the probe of the root's file system (tests; volumes the probe gets wrong). */
+  readonly caseInsensitive?: boolean;
+  /** 'path' forces the by-path fallback that non-Linux platforms use (tests). Default: 'auto'. */
+  readonly anchoring?: 'auto' | 'path';
+}
+
+const MAX_SYMLINK_HOPS = 40;
+const PROC_FD = '/proc/self/fd';
+const DIR_FLAGS = C.O_RDONLY | (C.O_DIRECTORY ?? 0) | (C.O_NOFOLLOW ?? 0);
+
+export class WorkspaceJail {
+  /** Canonical absolute path of the workspace root. */
+  readonly root: string;
+  /** Whether names on the root's volume compare case-insensitively (macOS, Windows defaults). */
+  readonly caseInsensitive: boolean;
+  /** How effects reach a directory again: through held fds (Linux) or by checked paths. */
+  readonly anchoring: 'procfd' | 'path';
+  private readonly rootHandle: fsp.FileHandle | undefined;
+  private readonly rootId: string;
+  private readonly platform: NodeJS.Platform;
+
+  private constructor(root: string, rootId: string, caseInsensitive: boolean, handle: fsp.FileHandle | undefined) {
+    this.root = root;
+    this.rootId = rootId;
+    this.caseInsensitive = caseInsensitive;
+    this.rootHandle = handle;
+    this.anchoring = handle ? 'procfd' : 'path';
+    this.platform = process.platform;
+  }
+
+  /** Opens a jail on `root`. Refuses the file-system root, the home directory (or any ancestor of it) and non-directories. */
+  static async open(root: string, opts: JailOptions = {}): Promise<WorkspaceJail> {
+    if (root.length === 0 || root.includes('\0')) throw new PathRefused(root, 'not a usable workspace path');
+    let real: string;
+    try {
+      real = await fsp.realpath(path.resolve(root));
+    } catch (e) {
+      throw new PathRefused(root, `the workspace cannot be opened (${errCode(e)}); pass an existing directory`);
+    }
+    const st = await fsp.stat(real, { bigint: true });
+    if (!st.isDirectory()) throw new PathRefused(root, 'the workspace is not a directory');
+    if (path.parse(real).root === real) throw new PathRefused(root, 'the workspace cannot be the file-system root; pass a project directory');
+    const home = await fsp.realpath(homedir()).catch(() => homedir());
+    if (real === home || isBelow(home, real, false)) {
+      throw new PathRefused(root, 'the workspace cannot be your home directory or contain it; pass a project directory');
+    }
+    const caseInsensitive = opts.caseInsensitive ?? (await probeCaseInsensitive(real, st));
+    let handle: fsp.FileHandle | undefined;
+    if ((opts.anchoring ?? 'auto') === 'auto' && process.platform === 'linux') {
+      handle = await fsp.open(real, DIR_FLAGS);
+      const seen = await fsp.readlink(`${PROC_FD}/${handle.fd}`).catch(() => undefined);
+      if (seen !== real || idOf(await handle.stat({ bigint: true })) !== idOf(st)) {
+        await handle.close();
+        handle = undefined;
+      }
+    }
+    return new WorkspaceJail(real, idOf(st), caseInsensitive, handle);
+  }
+
+  async close(): Promise<void> {
+    await this.rootHandle?.close();
+  }
+
+  /** Resolves what an agent sent. Relative paths are taken from the root; absolute ones are allowed and canonicalised. */
+  async resolve(input: string, opts: ResolveOptions = {}): Promise<ResolvedPath> {
+    const intent = opts.intent ?? 'read';
+    checkInput(input);
+    const lexical = path.resolve(this.root, input);
+    if (lexical.length > LIMITS.maxPathChars) throw new PathRefused(input, `the resolved path is over ${LIMITS.maxPathChars} characters`);
+    if (this.platform === 'win32') {
+      for (const part of lexical.slice(path.parse(lexical).root.length).split(path.sep)) {
+        const problem = windowsNameProblem(part);
+        if (problem) throw new PathRefused(input, problem);
+      }
+    }
+    const resolved = await this.resolveAbsolute(input, lexical, intent, 0);
+    return resolved.path === lexical ? resolved : { ...resolved, requested: lexical };
+  }
+
+  /** Whether a canonical absolute path is the root or below it. */
+  contains(p: string): boolean {
+    return p === this.root || fold(p, this.caseInsensitive) === fold(this.root, this.caseInsensitive) || isBelow(p, this.root, this.caseInsensitive);
+  }
+
+  /** Workspace-relative, '/'-separated, in the case on disk; undefined outside. */
+  relative(p: string): string | undefined {
+    if (!this.contains(p)) return undefined;
+    return p.length <= this.root.length ? '' : p.slice(this.root.length + 1).split(path.sep).join('/');
+  }
+
+  /**
+   * Reaches the canonical directory `dir` (inside the workspace) without following
+   * any symlink, and checks it is the directory seen at resolution (`expectedId`).
+   * The caller must close the anchor.
+   */
+  async anchor(dir: string, expectedId: string | undefined): Promise<DirAnchor> {
+    const rel = this.relative(dir);
+    if (rel === undefined) throw new PathChanged(dir, 'is outside the workspace');
+    const parts = rel === '' ? [] : rel.split('/');
+    const a = this.rootHandle
+      ? await DirAnchor.walkFd(this.root, this.rootHandle, parts)
+      : await DirAnchor.walkPath(this.root, this.rootId, parts);
+    try {
+      if (expectedId !== undefined && (await a.id()) !== expectedId) throw new PathChanged(dir, 'was replaced by another directory');
+    } catch (e) {
+      await a.close();
+      throw e;
+    }
+    return a;
+  }
+
+  private async resolveAbsolute(input: string, lexical: string, intent: ResolveIntent, hops: number): Promise<ResolvedPath> {
+    if (path.parse(lexical).root === lexical) {
+      const st = await fsp.lstat(lexical, { bigint: true });
+      return this.describe(lexical, st, { dir: lexical, dirId: idOf(st) });
+    }
+    const parent = await this.nearestDirectory(input, path.dirname(lexical));
+    const name = path.basename(lexical);
+    if (parent.missing.length > 0) {
+      return this.describe(path.join(parent.dir, ...parent.missing, name), undefined, { dir: parent.dir, dirId: parent.dirId });
+    }
+    const candidate = path.join(parent.dir, name);
+    const st = await lstatOrThrow(input, candidate);
+    if (st?.isSymbolicLink() && intent !== 'entry') {
+      if (hops >= MAX_SYMLINK_HOPS) throw new PathRefused(input, 'too many levels of symbolic links');
+      let next: string;
+      try {
+        next = await fsp.realpath(candidate);
+      } catch (e) {
+        if (errCode(e) !== 'ENOENT') throw refusal(input, e);
+        // Dangling: the canonical target is where the link points.
+        next = path.resolve(parent.dir, await fsp.readlink(candidate));
+      }
+      return this.resolveAbsolute(input, next, intent, hops + 1);
+    }
+    if (st && !st.isFile() && !st.isDirectory() && !st.isSymbolicLink() && intent !== 'entry') {
+      throw new PathRefused(input, `${show(candidate)} is a device, FIFO or socket; Tether reads and writes regular files only`);
+    }
+    return this.describe(candidate, st, { dir: parent.dir, dirId: parent.dirId });
+  }
+
+  /** realpath of `dir`, or of its nearest existing ancestor plus the missing names. */
+  private async nearestDirectory(input: string, dir: string): Promise<{ dir: string; dirId: string; missing: string[] }> {
+    const missing: string[] = [];
+    let cur = dir;
+    for (;;) {
+      let real: string;
+      try {
+        real = await fsp.realpath(cur);
+      } catch (e) {
+        const code = errCode(e);
+        const up = path.dirname(cur);
+        if (code !== 'ENOENT' || up === cur) throw refusal(input, e);
+        missing.unshift(path.basename(cur));
+        cur = up;
+        continue;
+      }
+      const st = await fsp.stat(real, { bigint: true }).catch((e: unknown) => {
+        throw refusal(input, e);
+      });
+      if (!st.isDirectory()) throw new PathRefused(input, `${show(real)} is not a directory`);
+      const first = missing[0];
+      if (first !== undefined && (await lstatOrThrow(input, path.join(real, first))) !== undefined) {
+        // It exists but realpath said ENOENT: a symlink to nowhere in the middle of the path.
+        throw new PathRefused(input, `${show(path.join(real, first))} is a symbolic link to a missing directory`);
+      }
+      return { dir: real, dirId: idOf(st), missing };
+    }
+  }
+
+  private describe(p: string, st: BigIntStats | undefined, seen: { dir: string; dirId: string }): ResolvedPath {
+    const inWorkspace = this.contains(p);
+    const rel = this.relative(p);
+    const identity: PathIdentity = { ...(st ? { target: idOf(st) } : {}), dir: seen.dir, dirId: seen.dirId };
+    return {
+      path: p,
+      ...(inWorkspace && rel !== undefined ? { relPath: this.caseInsensitive ? fold(rel, true) : rel } : {}),
+      inWorkspace,
+      exists: st !== undefined,
+      ...(st ? { type: typeOf(st) } : {}),
+      ...(st?.isFile() && st.nlink > 1n ? { hardLinked: true } : {}),
+      identity,
+    };
+  }
+}
+
+/**
+ * A directory the effects can act in. With an fd (Linux), `entry(name)` is a
+ * path through /proc/self/fd/N, so the kernel starts from the held directory
+ * whatever happens to the path above it. Without, it is the canonical path
+ * and `verify()` re-checks it.
+ */
+export class DirAnchor {
+  /** Canonical path (for messages and results; operations use `entry`/`self`). */
+  readonly path: string;
+  private readonly handle: fsp.FileHandle | undefined;
+  private readonly owned: boolean;
+  private readonly check: (() => Promise<string>) | undefined;
+  /** By-path mode: the identity seen when the anchor was made. */
+  private readonly seenId: string | undefined;
+  private closed = false;
+
+  private constructor(p: string, handle: fsp.FileHandle | undefined, owned: boolean, check: (() => Promise<string>) | undefined, seenId?: string) {
+    this.path = p;
+    this.handle = handle;
+    this.owned = owned;
+    this.check = check;
+    this.seenId = seenId;
+  }
+
+  static async walkFd(root: string, rootHandle: fsp.FileHandle, parts: readonly string[]): Promise<DirAnchor> {
+    let cur = new DirAnchor(root, rootHandle, false, undefined);
+    for (const part of parts) {
+      try {
+        const next = await cur.descend(part);
+        await cur.close();
+        cur = next;
+      } catch (e) {
+        await cur.close();
+        throw e;
+      }
+    }
+    return cur;
+  }
+
+  static async walkPath(root: string, rootId: string, parts: readonly string[]): Promise<DirAnchor> {
+    const target = path.join(root, ...parts);
+    const check = async (): Promise<string> => {
+      let p = root;
+      let id = await dirIdAt(p);
+      if (id !== rootId) throw new PathChanged(root, 'was replaced');
+      for (const part of parts) {
+        p = path.join(p, part);
+        id = await dirIdAt(p);
+      }
+      return id;
+    };
+    return new DirAnchor(target, undefined, false, check, await check());
+  }
+
+  /** Path that reaches `name` in this directory without going through the path above it (fd mode). */
+  entry(name: string): string {
+    if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes(path.sep) || name.includes('\0')) {
+      throw new Error(`internal: ${show(name)} is not a single directory entry name`);
+    }
+    return this.handle ? `${PROC_FD}/${this.handle.fd}/${name}` : path.join(this.path, name);
+  }
+
+  /** Path of the directory itself, for opendir. */
+  get self(): string {
+    return this.handle ? `${PROC_FD}/${this.handle.fd}` : this.path;
+  }
+
+  /** Stats of this directory now (never of a link in its place). */
+  async stat(): Promise<Stats> {
+    if (this.handle) return this.handle.stat();
+    await this.check!();
+    return fsp.lstat(this.path);
+  }
+
+  /** "dev:ino" of this directory now. */
+  async id(): Promise<string> {
+    if (this.handle) return idOf(await this.handle.stat({ bigint: true }));
+    return this.check!();
+  }
+
+  /** Re-checks, just before a commit, that the path still leads to this directory (by-path mode; an fd needs no re-check). */
+  async verify(): Promise<void> {
+    if (!this.check) return;
+    if ((await this.check()) !== this.seenId) throw new PathChanged(this.path, 'was replaced by another directory');
+  }
+
+  /** The subdirectory `name`, refusing a symlink or anything that is not a directory. */
+  async descend(name: string): Promise<DirAnchor> {
+    const childPath = path.join(this.path, name);
+    if (this.handle) {
+      let h: fsp.FileHandle;
+      try {
+        h = await fsp.open(this.entry(name), DIR_FLAGS);
+      } catch (e) {
+        throw changedOrIo(childPath, e);
+      }
+      return new DirAnchor(childPath, h, true, undefined);
+    }
+    const seen = await dirIdAt(childPath);
+    const parentCheck = this.check!;
+    const parentId = this.seenId;
+    return new DirAnchor(childPath, undefined, false, async () => {
+      if ((await parentCheck()) !== parentId) throw new PathChanged(this.path, 'was replaced by another directory');
+      return dirIdAt(childPath);
+    }, seen);
+  }
+
+  /** fsync of the directory, so a rename in it survives a crash. Best effort where directories cannot be opened. */
+  async sync(): Promise<void> {
+    if (this.handle) {
+      await this.handle.sync();
+      return;
+    }
+    const h = await fsp.open(this.path, C.O_RDONLY).catch(() => undefined);
+    if (!h) return;
+    try {
+      await h.sync().catch(() => undefined);
+    } finally {
+      await h.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.owned) await this.handle?.close();
+  }
+}
+
+/** Why a single Windows path component cannot be used safely, or undefined. Exported for tests on any platform. */
+export function windowsNameProblem(part: string): string | undefined {
+  if (part === '') return undefined;
+  if (/[<>:"|?*]/.test(part)) return `${show(part)} contains a character Windows reserves (alternate data streams use ':')`;
+  if (/[. ]$/.test(part) && part !== '.' && part !== '..') return `${show(part)} ends with a dot or space, which Windows silently drops`;
+  if (/^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i.test(part)) return `${show(part)} is a reserved device name on Windows`;
+  return undefined;
+}
+
+/** Lower-cased NFC form used to compare names on case-insensitive volumes (an approximation of the volume's own folding). */
+export function fold(s: string, caseInsensitive: boolean): string {
+  return caseInsensitive ? s.normalize('NFC').toLowerCase() : s;
+}
+
+export function idOf(st: BigIntStats): string {
+  return `${st.dev}:${st.ino}`;
+}
+
+export function typeOf(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }): 'file' | 'directory' | 'symlink' | 'other' {
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'directory';
+  return 'other';
+}
+
+export function errCode(e: unknown): string | undefined {
+  return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
+}
+
+function checkInput(input: string): void {
+  if (typeof input !== 'string' || input.length === 0) throw new PathRefused(String(input), 'the path is empty');
+  if (input.length > LIMITS.maxPathChars) throw new PathRefused(input, `the path is over ${LIMITS.maxPathChars} characters`);
+  if (input.includes('\0')) throw new PathRefused(input, 'the path contains a NUL byte');
+  if (!input.isWellFormed()) throw new PathRefused(input, 'the path is not well-formed Unicode');
+  // Control and bidi characters can forge or disguise lines in consent prompts and logs.
+  if (hasControlChar(input)) throw new PathRefused(input, 'the path contains a control character');
+  if (/[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/.test(input)) {
+    throw new PathRefused(input, 'the path contains a bidirectional control character that can disguise a name');
+  }
+}
+
+function hasControlChar(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) return true;
+  }
+  return false;
+}
+
+function isBelow(p: string, dir: string, caseInsensitive: boolean): boolean {
+  const a = fold(p, caseInsensitive);
+  const d = fold(dir, caseInsensitive);
+  return a.startsWith(d.endsWith(path.sep) ? d : d + path.sep);
+}
+
+async function lstatOrThrow(input: string, p: string): Promise<BigIntStats | undefined> {
+  try {
+    return await fsp.lstat(p, { bigint: true });
+  } catch (e) {
+    if (errCode(e) === 'ENOENT') return undefined;
+    throw refusal(input, e);
+  }
+}
+
+async function dirIdAt(p: string): Promise<string> {
+  let st: BigIntStats;
+  try {
+    st = await fsp.lstat(p, { bigint: true });
+  } catch (e) {
+    throw changedOrIo(p, e);
+  }
+  if (st.isSymbolicLink()) throw new PathChanged(p, 'became a symbolic link');
+  if (!st.isDirectory()) throw new PathChanged(p, 'is no longer a directory');
+  return idOf(st);
+}
+
+function changedOrIo(p: string, e: unknown): Error {
+  switch (errCode(e)) {
+    case 'ELOOP':
+    case 'ENOTDIR':
+      return new PathChanged(p, 'became a symbolic link or a file');
+    case 'ENOENT':
+      return new PathChanged(p, 'was removed');
+    default:
+      return e instanceof Error ? e : new Error(String(e));
+  }
+}
+
+function refusal(input: string, e: unknown): PathRefused {
+  const code = errCode(e);
+  const reasons: Record<string, string> = {
+    ELOOP: 'too many levels of symbolic links',
+    ENOTDIR: 'a component of the path is a file, not a directory',
+    ENAMETOOLONG: 'a name in the path is too long for the file system',
+    EACCES: 'permission denied while resolving it',
+    EPERM: 'permission denied while resolving it',
+  };
+  return new PathRefused(input, (code && reasons[code]) ?? `it could not be resolved (${code ?? (e as Error).message})`);
+}
+
+async function probeCaseInsensitive(real: string, st: BigIntStats): Promise<boolean> {
+  const base = path.basename(real);
+  const flipped = [...base].map((c) => (c === c.toLowerCase() ? c.toUpperCase() : c.toLowerCase())).join('');
+  if (flipped === base) return process.platform === 'darwin' || process.platform === 'win32';
+  try {
+    return idOf(await fsp.stat(path.join(path.dirname(real), flipped), { bigint: true })) === idOf(st);
+  } catch {
+    return false;
+  }
+}
+
+function show(s: string): string {
+  const j = JSON.stringify(s);
+  return j.length > 200 ? `${j.slice(0, 190)}…"` : j;
+}
