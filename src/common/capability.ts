@@ -39,7 +39,7 @@ export interface ResolvedPath {
   readonly identity?: PathIdentity;
 }
 
-/** File identities ("dev:ino") seen at resolution. Set by the host only, never taken from the agent. */
+/** File identities ("dev:ino[:birth time]") seen at resolution. Set by the host only, never taken from the agent. */
 export interface PathIdentity {
   /** The target itself, when it existed. */
   readonly target?: string;

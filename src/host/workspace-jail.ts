@@ -392,8 +392,13 @@ export function fold(s: string, caseInsensitive: boolean): string {
   return caseInsensitive ? s.normalize('NFC').toLowerCase() : s;
 }
 
+/**
+ * "dev:ino", plus the birth time where the file system records one: inode
+ * numbers are reused at once after a delete, so dev:ino alone cannot tell a
+ * file from one deleted and recreated in its place.
+ */
 export function idOf(st: BigIntStats): string {
-  return `${st.dev}:${st.ino}`;
+  return st.birthtimeNs > 0n ? `${st.dev}:${st.ino}:${st.birthtimeNs}` : `${st.dev}:${st.ino}`;
 }
 
 export function typeOf(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }): 'file' | 'directory' | 'symlink' | 'other' {
