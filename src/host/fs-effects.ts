@@ -132,14 +132,13 @@ export class FsEffects {
     if (t.type === 'directory') throw new FsEffectError('not-a-file', `${t.path} is a directory; list it instead`);
     if (t.type !== 'file') throw new FsEffectError('not-a-file', `${t.path} is a ${t.type ?? 'special file'}, not a regular file`);
     return this.withDir(id.dir, id.dirId, async (dir) => {
-      const fh = await openChecked(dir, t, READ_FLAGS);
+      const { fh, st } = await openChecked(dir, t, READ_FLAGS);
       try {
-        const st = await fh.stat({ bigint: true });
         const ranged = opts.line != null || opts.limit != null;
         const first = opts.line ?? 1;
         const count = opts.limit ?? Infinity;
         if (ranged && st.size > BigInt(LIMITS.maxReadBytes)) return await readLineRange(fh, t.path, first, count);
-        const buf = await readUpTo(fh, LIMITS.maxReadBytes);
+        const buf = await readUpTo(fh, Number(st.size), LIMITS.maxReadBytes);
         if (buf === undefined) {
           throw new FsEffectError('too-large', `${t.path} is over ${LIMITS.maxReadBytes} bytes; read it in parts with line and limit`);
         }
@@ -165,24 +164,24 @@ export class FsEffects {
     const name = path.basename(t.path);
     const created: string[] = [];
     return this.withDir(id.dir, id.dirId, (base) => this.withParents(base, id, t.path, created, async (dir) => {
-      const before = await lstatEntry(dir, name);
-      expectSame(t, before);
       let preSha256: string | undefined;
       let mode: number | undefined;
-      if (before) {
-        const fh = await openChecked(dir, t, READ_FLAGS);
+      if (t.exists) {
+        // O_NOFOLLOW + identity check: the same test as expectSame, and the file is then open for its hash.
+        const { fh, st } = await openChecked(dir, t, READ_FLAGS);
         try {
-          const st = await fh.stat();
-          mode = st.mode & 0o777;
-          preSha256 = await hashHandle(fh, st.size);
+          mode = Number(st.mode) & 0o777;
+          preSha256 = await hashHandle(fh, Number(st.size));
         } finally {
           await fh.close();
         }
+      } else {
+        expectSame(t, await lstatEntry(dir, name));
       }
       await this.replace(dir, name, data, mode, async () => {
         expectSame(t, await lstatEntry(dir, name));
       });
-      return { created: !before, bytes: data.length, ...(preSha256 ? { preSha256 } : {}), postSha256: sha256(data), createdDirs: created };
+      return { created: !t.exists, bytes: data.length, ...(preSha256 ? { preSha256 } : {}), postSha256: sha256(data), createdDirs: created };
     }));
   }
 
@@ -192,25 +191,26 @@ export class FsEffects {
     if (!t.exists || id.target === undefined) throw notFound(t);
     if (t.type !== 'directory') throw new FsEffectError('not-a-directory', `${t.path} is not a directory; read it instead`);
     return this.withDir(t.path, id.target, async (dir) => {
-      const names: string[] = [];
+      const entries: DirEntry[] = [];
       let truncated = false;
-      for await (const e of await fsp.opendir(dir.self)) {
-        if (names.length >= LIMITS.maxListEntries) {
+      for await (const e of await fsp.opendir(dir.self, { bufferSize: 256 })) {
+        if (entries.length >= LIMITS.maxListEntries) {
           truncated = true;
           break;
         }
-        names.push(e.name);
+        entries.push({ name: e.name, type: typeOf(e) });
       }
-      names.sort();
-      const entries: DirEntry[] = [];
-      for (let i = 0; i < names.length; i += 64) {
-        const batch = names.slice(i, i + 64);
-        const stats = await Promise.all(batch.map((n) => fsp.lstat(dir.entry(n)).catch(() => undefined)));
-        batch.forEach((n, j) => {
+      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      // Sizes for files; a real type where the file system gave none (d_type unknown).
+      const toStat = entries.filter((e) => e.type === 'file' || e.type === 'other');
+      for (let i = 0; i < toStat.length; i += 64) {
+        const batch = toStat.slice(i, i + 64);
+        const stats = await Promise.all(batch.map((e) => fsp.lstat(dir.entry(e.name)).catch(() => undefined)));
+        batch.forEach((e, j) => {
           const st = stats[j];
-          if (!st) return; // removed while listing
-          const type = typeOf(st);
-          entries.push({ name: n, type, ...(type === 'file' ? { size: st.size } : {}) });
+          if (!st) return;
+          e.type = typeOf(st);
+          if (st.isFile()) e.size = st.size;
         });
       }
       return { path: t.path, entries, truncated };
@@ -267,9 +267,9 @@ export class FsEffects {
       }
       let preSha256: string | undefined;
       if (st!.isFile()) {
-        const fh = await openChecked(dir, t, READ_FLAGS);
+        const { fh, st: fst } = await openChecked(dir, t, READ_FLAGS);
         try {
-          preSha256 = await hashHandle(fh, (await fh.stat()).size);
+          preSha256 = await hashHandle(fh, Number(fst.size));
         } finally {
           await fh.close();
         }
@@ -309,9 +309,9 @@ export class FsEffects {
       if (!sameEntry) expectSame(to, existing);
       let preSha256: string | undefined;
       if (existing?.isFile()) {
-        const fh = await openChecked(dst, to, READ_FLAGS);
+        const { fh, st } = await openChecked(dst, to, READ_FLAGS);
         try {
-          preSha256 = await hashHandle(fh, (await fh.stat()).size);
+          preSha256 = await hashHandle(fh, Number(st.size));
         } finally {
           await fh.close();
         }
@@ -424,8 +424,7 @@ export class FsEffects {
     const fh = await fsp.open(tmp, CREATE_FLAGS, mode ?? 0o666);
     try {
       try {
-        if (mode !== undefined) await fh.chmod(mode);
-        await fh.writeFile(data);
+        await Promise.all([mode !== undefined ? fh.chmod(mode) : undefined, fh.writeFile(data)]);
         if (this.durable) await fh.sync();
       } finally {
         await fh.close();
@@ -572,7 +571,7 @@ function expectSame(t: ResolvedPath, st: BigIntStats | undefined): void {
 }
 
 /** Opens the target without following a final symlink and checks it is the file resolution saw. */
-async function openChecked(dir: DirAnchor, t: ResolvedPath, flags: number): Promise<fsp.FileHandle> {
+async function openChecked(dir: DirAnchor, t: ResolvedPath, flags: number): Promise<{ fh: fsp.FileHandle; st: BigIntStats }> {
   let fh: fsp.FileHandle;
   try {
     fh = await fsp.open(dir.entry(path.basename(t.path)), flags);
@@ -581,15 +580,16 @@ async function openChecked(dir: DirAnchor, t: ResolvedPath, flags: number): Prom
     if (errCode(e) === 'ENOENT') throw new PathChanged(t.path, 'was removed');
     throw e;
   }
+  let st: BigIntStats;
   try {
-    const st = await fh.stat({ bigint: true });
+    st = await fh.stat({ bigint: true });
     if (!st.isFile()) throw new PathChanged(t.path, 'is no longer a regular file');
     if (idOf(st) !== t.identity?.target) throw new PathChanged(t.path, 'was replaced by another file');
   } catch (e) {
     await fh.close();
     throw e;
   }
-  return fh;
+  return { fh, st };
 }
 
 /** link(2) + unlink: a move that fails instead of replacing a destination. False when links are unsupported here. */
@@ -623,16 +623,19 @@ function moveError(from: ResolvedPath, to: ResolvedPath, e: unknown): Error {
   }
 }
 
-async function readUpTo(fh: fsp.FileHandle, max: number): Promise<Buffer | undefined> {
+/** The file's bytes, or undefined when there are more than `max`. A short read ends it (regular files). */
+async function readUpTo(fh: fsp.FileHandle, sizeHint: number, max: number): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
   let total = 0;
+  let want = Math.min(sizeHint + 1, max + 1);
   for (;;) {
-    const buf = Buffer.allocUnsafe(Math.min(CHUNK * 16, max + 1 - total));
+    const buf = Buffer.allocUnsafe(Math.max(1, Math.min(want, max + 1 - total)));
     const { bytesRead } = await fh.read(buf, 0, buf.length, total);
-    if (bytesRead === 0) break;
     chunks.push(buf.subarray(0, bytesRead));
     total += bytesRead;
     if (total > max) return undefined;
+    if (bytesRead < buf.length) break;
+    want = CHUNK * 16;
   }
   return Buffer.concat(chunks, total);
 }
@@ -688,13 +691,14 @@ export function sliceLines(text: string, first: number, count: number): string {
 async function hashHandle(fh: fsp.FileHandle, size: number): Promise<string | undefined> {
   if (size > MAX_HASH_BYTES) return undefined;
   const h = createHash('sha256');
-  const buf = Buffer.allocUnsafe(CHUNK * 16);
+  const buf = Buffer.allocUnsafe(Math.min(size + 1, CHUNK * 16));
   let pos = 0;
   for (;;) {
     const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-    if (bytesRead === 0) break;
     h.update(buf.subarray(0, bytesRead));
     pos += bytesRead;
+    if (bytesRead < buf.length) break; // a short read is the end of a regular file
+    if (pos > MAX_HASH_BYTES) return undefined;
   }
   return h.digest('hex');
 }

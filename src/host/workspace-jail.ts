@@ -10,11 +10,12 @@
 // to deny with a named rule; malformed input, devices/FIFOs/sockets and loops
 // throw `PathRefused`.
 //
-// Reaching a target again (`anchor`): on Linux the jail holds an fd of the root
-// and walks to a directory one component at a time through /proc/self/fd/N
-// with O_NOFOLLOW|O_DIRECTORY, which is what openat() would do: no symlink is
-// ever followed, whatever was swapped in, and every later operation on an entry
-// goes through the directory fd, not through a path. Elsewhere (macOS, Windows,
+// Reaching a target again (`anchor`): on Linux the jail opens the directory
+// with O_NOFOLLOW|O_DIRECTORY and checks with the kernel (readlink of
+// /proc/self/fd/N, fstat) that the fd is exactly the canonical directory seen
+// at resolution; every later operation on an entry goes through
+// /proc/self/fd/N/name, which starts from that fd as openat() would, so a
+// symlink swapped in above it afterwards is never followed. Elsewhere (macOS, Windows,
 // or no /proc) Node has no openat/renameat, so an anchor checks by path that
 // every component below the root is a real directory with the identity seen
 // at resolution, and `verify()` repeats that just before anything is
@@ -161,10 +162,9 @@ export class WorkspaceJail {
   async anchor(dir: string, expectedId: string | undefined): Promise<DirAnchor> {
     const rel = this.relative(dir);
     if (rel === undefined) throw new PathChanged(dir, 'is outside the workspace');
+    if (this.rootHandle) return DirAnchor.openFd(this.root, this.rootHandle, dir, expectedId);
     const parts = rel === '' ? [] : rel.split('/');
-    const a = this.rootHandle
-      ? await DirAnchor.walkFd(this.root, this.rootHandle, parts)
-      : await DirAnchor.walkPath(this.root, this.rootId, parts);
+    const a = await DirAnchor.walkPath(this.root, this.rootId, parts);
     try {
       if (expectedId !== undefined && (await a.id()) !== expectedId) throw new PathChanged(dir, 'was replaced by another directory');
     } catch (e) {
@@ -179,13 +179,13 @@ export class WorkspaceJail {
       const st = await fsp.lstat(lexical, { bigint: true });
       return this.describe(lexical, st, { dir: lexical, dirId: idOf(st) });
     }
-    const parent = await this.nearestDirectory(input, path.dirname(lexical));
     const name = path.basename(lexical);
+    const parent = await this.nearestDirectory(input, path.dirname(lexical), name);
     if (parent.missing.length > 0) {
       return this.describe(path.join(parent.dir, ...parent.missing, name), undefined, { dir: parent.dir, dirId: parent.dirId });
     }
     const candidate = path.join(parent.dir, name);
-    const st = await lstatOrThrow(input, candidate);
+    const st = parent.entry;
     if (st?.isSymbolicLink() && intent !== 'entry') {
       if (hops >= MAX_SYMLINK_HOPS) throw new PathRefused(input, 'too many levels of symbolic links');
       let next: string;
@@ -204,8 +204,11 @@ export class WorkspaceJail {
     return this.describe(candidate, st, { dir: parent.dir, dirId: parent.dirId });
   }
 
-  /** realpath of `dir`, or of its nearest existing ancestor plus the missing names. */
-  private async nearestDirectory(input: string, dir: string): Promise<{ dir: string; dirId: string; missing: string[] }> {
+  /**
+   * realpath of `dir`, or of its nearest existing ancestor plus the missing
+   * names; with the lstat of `name` in it when nothing is missing.
+   */
+  private async nearestDirectory(input: string, dir: string, name: string): Promise<{ dir: string; dirId: string; missing: string[]; entry: BigIntStats | undefined }> {
     const missing: string[] = [];
     let cur = dir;
     for (;;) {
@@ -220,16 +223,19 @@ export class WorkspaceJail {
         cur = up;
         continue;
       }
-      const st = await fsp.stat(real, { bigint: true }).catch((e: unknown) => {
-        throw refusal(input, e);
-      });
-      if (!st.isDirectory()) throw new PathRefused(input, `${show(real)} is not a directory`);
       const first = missing[0];
-      if (first !== undefined && (await lstatOrThrow(input, path.join(real, first))) !== undefined) {
+      const [st, entry] = await Promise.all([
+        fsp.stat(real, { bigint: true }).catch((e: unknown) => {
+          throw refusal(input, e);
+        }),
+        lstatOrThrow(input, path.join(real, first ?? name)),
+      ]);
+      if (!st.isDirectory()) throw new PathRefused(input, `${show(real)} is not a directory`);
+      if (first !== undefined && entry !== undefined) {
         // It exists but realpath said ENOENT: a symlink to nowhere in the middle of the path.
         throw new PathRefused(input, `${show(path.join(real, first))} is a symbolic link to a missing directory`);
       }
-      return { dir: real, dirId: idOf(st), missing };
+      return { dir: real, dirId: idOf(st), missing, entry: first === undefined ? entry : undefined };
     }
   }
 
@@ -273,19 +279,33 @@ export class DirAnchor {
     this.seenId = seenId;
   }
 
-  static async walkFd(root: string, rootHandle: fsp.FileHandle, parts: readonly string[]): Promise<DirAnchor> {
-    let cur = new DirAnchor(root, rootHandle, false, undefined);
-    for (const part of parts) {
-      try {
-        const next = await cur.descend(part);
-        await cur.close();
-        cur = next;
-      } catch (e) {
-        await cur.close();
-        throw e;
-      }
+  /**
+   * Opens `dir` with O_NOFOLLOW|O_DIRECTORY and asks the kernel where the fd
+   * really is: readlink(/proc/self/fd/N) must be exactly `dir`, so a symlink
+   * followed at any component (or a directory moved in) is caught; everything
+   * after this goes through the fd.
+   */
+  static async openFd(root: string, rootHandle: fsp.FileHandle, dir: string, expectedId: string | undefined): Promise<DirAnchor> {
+    if (dir === root) {
+      const a = new DirAnchor(root, rootHandle, false, undefined);
+      if (expectedId !== undefined && (await a.id()) !== expectedId) throw new PathChanged(dir, 'was replaced by another directory');
+      return a;
     }
-    return cur;
+    let h: fsp.FileHandle;
+    try {
+      h = await fsp.open(dir, DIR_FLAGS);
+    } catch (e) {
+      throw changedOrIo(dir, e);
+    }
+    try {
+      const [seen, st] = await Promise.all([fsp.readlink(`${PROC_FD}/${h.fd}`), h.stat({ bigint: true })]);
+      if (seen !== dir) throw new PathChanged(dir, 'was moved, or a directory above it was replaced by a symbolic link,');
+      if (expectedId !== undefined && idOf(st) !== expectedId) throw new PathChanged(dir, 'was replaced by another directory');
+    } catch (e) {
+      await h.close();
+      throw e;
+    }
+    return new DirAnchor(dir, h, true, undefined);
   }
 
   static async walkPath(root: string, rootId: string, parts: readonly string[]): Promise<DirAnchor> {

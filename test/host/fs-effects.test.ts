@@ -85,6 +85,20 @@ describe.each(['auto', 'path'] as const)('effects refuse what changed after reso
       async () => { expect(await readFile(join(outside, 'sub', 'g.txt'), 'utf8')).toBe('in sub\n'); },
     ],
     [
+      'write: a directory above the parent moved outside and a symlink left in its place (same identities below it)',
+      'nest/deep/h.txt', 'write',
+      async () => { await rename(join(ws, 'nest'), join(outside, 'nest')); await symlink(join(outside, 'nest'), join(ws, 'nest')); },
+      (t) => fx.writeText(t, 'PWNED'),
+      async () => { expect(await readFile(join(outside, 'nest', 'deep', 'h.txt'), 'utf8')).toBe('deep h\n'); },
+    ],
+    [
+      'read: a directory above the parent moved outside and a symlink left in its place',
+      'nest/deep/h.txt', 'read',
+      async () => { await rename(join(ws, 'nest'), join(outside, 'nest')); await symlink(join(outside, 'nest'), join(ws, 'nest')); },
+      (t) => fx.readText(t),
+      async () => undefined,
+    ],
+    [
       'write of a new file in new directories: a symlink to outside appears as the first new directory',
       'n1/n2/new.txt', 'write',
       async () => { await symlink(outside, join(ws, 'n1')); },
@@ -145,6 +159,8 @@ describe.each(['auto', 'path'] as const)('effects refuse what changed after reso
   let destination: Promise<ResolvedPath>;
 
   it.each(swaps)('%s', async (_name, input, intent, swap, act, untouched) => {
+    await mkdir(join(ws, 'nest', 'deep'), { recursive: true });
+    await writeFile(join(ws, 'nest', 'deep', 'h.txt'), 'deep h\n');
     const t = await jail.resolve(input, { intent });
     expect(t.inWorkspace).toBe(true);
     destination = jail.resolve('dest.txt', { intent: 'entry' });
