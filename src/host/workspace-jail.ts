@@ -2,13 +2,18 @@
 // broker decides on, and lets the effects reach that target again later
 // without following anything swapped in since (DESIGN.md, "The spine", step 3).
 //
-// Resolution: `..` is normalised lexically, then the parent is realpath'd, so
-// a symlink at any directory component is resolved; a final-component symlink
-// is followed for read and write intents (the canonical path is where the
-// bytes really are) and kept as itself for the `entry` intent (delete, move).
-// A target outside the root is returned with `inWorkspace: false` for policy
-// to deny with a named rule; malformed input, devices/FIFOs/sockets and loops
-// throw `PathRefused`.
+// Resolution: `..` is normalised lexically, then the path is walked from the
+// root one component at a time like realpath(3), so a symlink at any component
+// is resolved; a final-component symlink is followed for read and write
+// intents (the canonical path is where the bytes really are) and kept as
+// itself for the `entry` intent (delete, move). The walk never touches
+// anything outside the root: a path, or a link target, that leaves it comes
+// back unexamined with `inWorkspace: false` for policy to deny with a named
+// rule. So an agent cannot probe files outside, trigger automounts (/net) or
+// make the host open a network path (UNC, which leaks credentials on Windows).
+// A link that leaves the root and one behind it that leads back is denied,
+// not followed. Malformed input, devices/FIFOs/sockets and loops throw
+// `PathRefused`.
 //
 // Reaching a target again (`anchor`): on Linux the jail opens the directory
 // with O_NOFOLLOW|O_DIRECTORY and checks with the kernel (readlink of
@@ -83,10 +88,13 @@ export class WorkspaceJail {
   readonly anchoring: 'procfd' | 'path';
   private readonly rootHandle: fsp.FileHandle | undefined;
   private readonly rootId: string;
+  /** The root as the user gave it (absolute), when symlinks make it differ from `root`. */
+  private readonly givenRoot: string | undefined;
   private readonly platform: NodeJS.Platform;
 
-  private constructor(root: string, rootId: string, caseInsensitive: boolean, handle: fsp.FileHandle | undefined) {
+  private constructor(root: string, givenRoot: string, rootId: string, caseInsensitive: boolean, handle: fsp.FileHandle | undefined) {
     this.root = root;
+    this.givenRoot = givenRoot !== root ? givenRoot : undefined;
     this.rootId = rootId;
     this.caseInsensitive = caseInsensitive;
     this.rootHandle = handle;
@@ -97,9 +105,10 @@ export class WorkspaceJail {
   /** Opens a jail on `root`. Refuses the file-system root, the home directory (or any ancestor of it) and non-directories. */
   static async open(root: string, opts: JailOptions = {}): Promise<WorkspaceJail> {
     if (root.length === 0 || root.includes('\0')) throw new PathRefused(root, 'not a usable workspace path');
+    const given = path.resolve(root);
     let real: string;
     try {
-      real = await fsp.realpath(path.resolve(root));
+      real = await fsp.realpath(given);
     } catch (e) {
       throw new PathRefused(root, `the workspace cannot be opened (${errCode(e)}); pass an existing directory`);
     }
@@ -120,7 +129,7 @@ export class WorkspaceJail {
         handle = undefined;
       }
     }
-    return new WorkspaceJail(real, idOf(st), caseInsensitive, handle);
+    return new WorkspaceJail(real, given, idOf(st), caseInsensitive, handle);
   }
 
   async close(): Promise<void> {
@@ -139,7 +148,7 @@ export class WorkspaceJail {
         if (problem) throw new PathRefused(input, problem);
       }
     }
-    const resolved = await this.resolveAbsolute(input, lexical, intent, 0);
+    const resolved = await this.resolveAbsolute(input, lexical, intent);
     return resolved.path === lexical ? resolved : { ...resolved, requested: lexical };
   }
 
@@ -174,69 +183,71 @@ export class WorkspaceJail {
     return a;
   }
 
-  private async resolveAbsolute(input: string, lexical: string, intent: ResolveIntent, hops: number): Promise<ResolvedPath> {
-    if (path.parse(lexical).root === lexical) {
-      const st = await fsp.lstat(lexical, { bigint: true });
-      return this.describe(lexical, st, { dir: lexical, dirId: idOf(st) });
-    }
-    const name = path.basename(lexical);
-    const parent = await this.nearestDirectory(input, path.dirname(lexical), name);
-    if (parent.missing.length > 0) {
-      return this.describe(path.join(parent.dir, ...parent.missing, name), undefined, { dir: parent.dir, dirId: parent.dirId });
-    }
-    const candidate = path.join(parent.dir, name);
-    const st = parent.entry;
-    if (st?.isSymbolicLink() && intent !== 'entry') {
-      if (hops >= MAX_SYMLINK_HOPS) throw new PathRefused(input, 'too many levels of symbolic links');
-      let next: string;
-      try {
-        next = await fsp.realpath(candidate);
-      } catch (e) {
-        if (errCode(e) !== 'ENOENT') throw refusal(input, e);
-        // Dangling: the canonical target is where the link points.
-        next = path.resolve(parent.dir, await fsp.readlink(candidate));
+  /**
+   * Walks from the root one component at a time, as realpath(3) would, but
+   * never touches anything outside: a path or a link target that leaves the
+   * root ends the walk there and comes back unexamined with inWorkspace: false.
+   * A link target is joined with the rest of the path and normalised
+   * lexically, and the walk starts again from the root.
+   */
+  private async resolveAbsolute(input: string, lexical: string, intent: ResolveIntent): Promise<ResolvedPath> {
+    let pending = lexical;
+    for (let hops = 0; ; hops++) {
+      if (hops > MAX_SYMLINK_HOPS) throw new PathRefused(input, 'too many levels of symbolic links');
+      const parts = this.partsBelowRoot(pending);
+      if (parts === undefined) return this.outside(input, pending);
+      let dir = this.root;
+      let dirId = this.rootId;
+      let next: string | undefined;
+      for (let i = 0; i < parts.length && next === undefined; i++) {
+        const candidate = path.join(dir, parts[i]!);
+        const last = i === parts.length - 1;
+        const st = await lstatOrThrow(input, candidate);
+        if (!st) return this.describe(path.join(dir, ...parts.slice(i)), undefined, { dir, dirId });
+        if (st.isSymbolicLink() && (!last || intent !== 'entry')) {
+          const target = await fsp.readlink(candidate).catch((e: unknown) => {
+            throw refusal(input, e);
+          });
+          next = path.resolve(dir, target, ...parts.slice(i + 1));
+        } else if (last) {
+          if (!st.isFile() && !st.isDirectory() && !st.isSymbolicLink() && intent !== 'entry') {
+            throw new PathRefused(input, `${show(candidate)} is a device, FIFO or socket; Tether reads and writes regular files only`);
+          }
+          return this.describe(candidate, st, { dir, dirId });
+        } else if (!st.isDirectory()) {
+          throw new PathRefused(input, `${show(candidate)} is not a directory`);
+        } else {
+          dir = candidate;
+          dirId = idOf(st);
+        }
       }
-      return this.resolveAbsolute(input, next, intent, hops + 1);
+      if (next === undefined) {
+        // The root itself: it is its own anchor (its parent is outside and never looked at).
+        return this.describe(this.root, await fsp.lstat(this.root, { bigint: true }), { dir: this.root, dirId: this.rootId });
+      }
+      pending = next;
     }
-    if (st && !st.isFile() && !st.isDirectory() && !st.isSymbolicLink() && intent !== 'entry') {
-      throw new PathRefused(input, `${show(candidate)} is a device, FIFO or socket; Tether reads and writes regular files only`);
-    }
-    return this.describe(candidate, st, { dir: parent.dir, dirId: parent.dirId });
   }
 
-  /**
-   * realpath of `dir`, or of its nearest existing ancestor plus the missing
-   * names; with the lstat of `name` in it when nothing is missing.
-   */
-  private async nearestDirectory(input: string, dir: string, name: string): Promise<{ dir: string; dirId: string; missing: string[]; entry: BigIntStats | undefined }> {
-    const missing: string[] = [];
-    let cur = dir;
-    for (;;) {
-      let real: string;
-      try {
-        real = await fsp.realpath(cur);
-      } catch (e) {
-        const code = errCode(e);
-        const up = path.dirname(cur);
-        if (code !== 'ENOENT' || up === cur) throw refusal(input, e);
-        missing.unshift(path.basename(cur));
-        cur = up;
-        continue;
-      }
-      const first = missing[0];
-      const [st, entry] = await Promise.all([
-        fsp.stat(real, { bigint: true }).catch((e: unknown) => {
-          throw refusal(input, e);
-        }),
-        lstatOrThrow(input, path.join(real, first ?? name)),
-      ]);
-      if (!st.isDirectory()) throw new PathRefused(input, `${show(real)} is not a directory`);
-      if (first !== undefined && entry !== undefined) {
-        // It exists but realpath said ENOENT: a symlink to nowhere in the middle of the path.
-        throw new PathRefused(input, `${show(path.join(real, first))} is a symbolic link to a missing directory`);
-      }
-      return { dir: real, dirId: idOf(st), missing, entry: first === undefined ? entry : undefined };
+  /** Components of `p` below the root (canonical, or as given), or undefined when it is not below it. */
+  private partsBelowRoot(p: string): string[] | undefined {
+    for (const r of [this.root, this.givenRoot]) {
+      if (r === undefined) continue;
+      if (fold(p, this.caseInsensitive) === fold(r, this.caseInsensitive)) return [];
+      if (isBelow(p, r, this.caseInsensitive)) return p.slice(r.length + 1).split(path.sep).filter((x) => x !== '');
     }
+    return undefined;
+  }
+
+  /** A path outside the root, reported without touching it (no probing, no automounts, no network paths). */
+  private outside(input: string, p: string): ResolvedPath {
+    if (this.platform !== 'win32' && /^\/(dev|proc|sys)(\/|$)/.test(p)) {
+      throw new PathRefused(input, `${show(p)} is on a device or kernel file system (/dev, /proc, /sys); Tether reads and writes regular files only`);
+    }
+    if (this.platform === 'win32' && /^[\\/]{2}[.?][\\/]/.test(p)) {
+      throw new PathRefused(input, `${show(p)} is a Windows device path`);
+    }
+    return { path: p, inWorkspace: false, exists: false };
   }
 
   private describe(p: string, st: BigIntStats | undefined, seen: { dir: string; dirId: string }): ResolvedPath {

@@ -35,6 +35,10 @@ beforeAll(async () => {
   await symlink(join(ws, 'loop2'), join(ws, 'loop1'));
   await symlink(join(ws, 'loop1'), join(ws, 'loop2'));
   await symlink(join(base, 'nowhere'), join(ws, 'deaddir'));
+  await symlink(join(ws, 'missing-dir'), join(ws, 'deadin'));
+  await symlink(join(ws, 'a.txt'), join(outside, 'back-in'));
+  await symlink(join(outside, 'back-in'), join(ws, 'roundtrip'));
+  execFileSync('mkfifo', [join(outside, 'fifo')]);
   await symlink('/dev/null', join(ws, 'devnull'));
   await writeFile(join(outside, 'linked-secret'), 'TOP SECRET 3\n');
   await link(join(outside, 'linked-secret'), join(ws, 'hardlink'));
@@ -69,10 +73,13 @@ const cases: Case[] = [
   ['the root itself', () => '.', 'read', { path: 'ws', inWorkspace: true, relPath: '', type: 'directory' }],
   ['an absolute path inside', () => join(ws, 'sub', 'b.txt'), 'read', { path: 'ws/sub/b.txt', inWorkspace: true, relPath: 'sub/b.txt' }],
   ['`..` that stays inside', () => 'sub/deeper/../../a.txt', 'read', { path: 'ws/a.txt', inWorkspace: true }],
-  ['`..` escaping the root', () => '../outside/secret', 'read', { path: 'outside/secret', inWorkspace: false, exists: true }],
+  ['`..` escaping the root (reported, never examined)', () => '../outside/secret', 'read', { path: 'outside/secret', inWorkspace: false, exists: false }],
   ['`..` escaping from a subdirectory', () => 'sub/../../outside/secret', 'write', { path: 'outside/secret', inWorkspace: false }],
   ['an absolute path outside', () => join(outside, 'secret'), 'read', { path: 'outside/secret', inWorkspace: false }],
-  ['/etc/passwd', () => '/etc/passwd', 'read', { inWorkspace: false, exists: true }],
+  ['/etc/passwd', () => '/etc/passwd', 'read', { inWorkspace: false, exists: false }],
+  ['a FIFO outside (not even looked at)', () => join(outside, 'fifo'), 'read', { path: 'outside/fifo', inWorkspace: false }],
+  ['an automount-style path outside (not touched)', () => '/net/exfil.example.com/x', 'read', { inWorkspace: false, exists: false }],
+  ['a symlink out of the workspace and another one back in', () => 'roundtrip', 'read', { path: 'outside/back-in', inWorkspace: false, requested: 'ws/roundtrip' }],
   ['a symlinked directory component pointing outside', () => 'linkdir/secret', 'read', { path: 'outside/secret', inWorkspace: false, requested: 'ws/linkdir/secret' }],
   ['a symlinked directory component, for a new file', () => 'linkdir/new.txt', 'write', { path: 'outside/new.txt', inWorkspace: false, exists: false }],
   ['a final symlink to a file outside (read)', () => 'leak', 'read', { path: 'outside/secret', inWorkspace: false, requested: 'ws/leak' }],
@@ -96,11 +103,13 @@ const cases: Case[] = [
   ['a FIFO (read)', () => 'fifo', 'read', /device, FIFO or socket/],
   ['a FIFO (write)', () => 'fifo', 'write', /device, FIFO or socket/],
   ['a socket', () => 'sock', 'read', /device, FIFO or socket/],
-  ['/dev/null', () => '/dev/null', 'read', /device, FIFO or socket/],
-  ['/dev/zero (write)', () => '/dev/zero', 'write', /device, FIFO or socket/],
-  ['a symlink inside pointing at /dev/null', () => 'devnull', 'read', /device, FIFO or socket/],
+  ['/dev/null', () => '/dev/null', 'read', /device or kernel file system/],
+  ['/dev/zero (write)', () => '/dev/zero', 'write', /device or kernel file system/],
+  ['/proc/self/environ', () => '/proc/self/environ', 'read', /device or kernel file system/],
+  ['a symlink inside pointing at /dev/null', () => 'devnull', 'read', /device or kernel file system/],
   ['a symlink loop', () => 'loop1', 'read', /levels of symbolic links/],
-  ['a dangling symlink used as a directory', () => 'deaddir/x.txt', 'write', /symbolic link to a missing directory/],
+  ['a dangling directory symlink to outside', () => 'deaddir/x.txt', 'write', { path: 'nowhere/x.txt', inWorkspace: false }],
+  ['a dangling directory symlink inside (a write creates its target)', () => 'deadin/x.txt', 'write', { path: 'ws/missing-dir/x.txt', inWorkspace: true, exists: false }],
   ['a file used as a directory', () => 'a.txt/x', 'read', /not a directory/],
 ];
 
@@ -120,7 +129,11 @@ describe('WorkspaceJail.resolve', () => {
     if (expected.type !== undefined) expect(r.type).toBe(expected.type);
     expect(r.hardLinked ?? false).toBe(expected.hardLinked ?? false);
     if (expected.requested !== undefined) expect(r.requested).toBe(join(base, expected.requested));
-    if (!r.inWorkspace) expect(r.relPath).toBeUndefined();
+    if (!r.inWorkspace) {
+      expect(r.exists).toBe(false);
+      expect([r.relPath, r.identity, r.type]).toEqual([undefined, undefined, undefined]);
+      return;
+    }
     expect(r.identity?.dirId).toMatch(/^\d+:\d+(:\d+)?$/);
     if (r.exists) expect(r.identity?.target).toMatch(/^\d+:\d+(:\d+)?$/);
   });
