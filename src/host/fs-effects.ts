@@ -313,6 +313,9 @@ export class FsEffects {
     const toName = path.basename(to.path);
     // A case-only rename on a case-insensitive volume: the destination is the source itself.
     const sameEntry = to.exists && tid.target === fid.target && fold(to.path, this.jail.caseInsensitive) === fold(from.path, this.jail.caseInsensitive);
+    if (to.exists && !sameEntry && tid.target === fid.target) {
+      throw new FsEffectError('exists', `${from.path} and ${to.path} are hard links to the same file; delete one of them instead`);
+    }
     if (to.exists && !sameEntry && !opts.overwrite) throw new FsEffectError('exists', `${to.path} already exists; pass overwrite: true to replace it`);
     const created: string[] = [];
     return this.withDir(fid.dir, fid.dirId, (src) => this.withDir(tid.dir, tid.dirId, (base) => this.withParents(base, tid, to.path, created, async (dst) => {
@@ -541,24 +544,30 @@ function nestedQuantifier(p: string): string | undefined {
 }
 
 function runSearchWorker(job: SearchJob, hardLimitMs: number): Promise<SearchResult> {
+  // The worker uses the caller's directory fd. Failures are answered on 'exit', once the
+  // worker is gone, so that fd is never closed (and its number reused) under a running walk.
   return new Promise((resolve, reject) => {
     const worker = new Worker(workerUrl, { workerData: { tetherSearch: job } });
     let settled = false;
-    const settle = (fn: () => void) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      fn();
-    };
+    let failure: FsEffectError | undefined;
     const timer = setTimeout(() => {
-      settle(() => reject(new FsEffectError('timeout', `the search was stopped after ${Math.round(hardLimitMs / 1000)} s; the pattern may backtrack catastrophically — simplify it or search a smaller path`)));
+      failure = new FsEffectError('timeout', `the search was stopped after ${Math.round(hardLimitMs / 1000)} s; the pattern may backtrack catastrophically — simplify it or search a smaller path`);
       void worker.terminate();
     }, hardLimitMs);
     worker.once('message', (reply: SearchReply) => {
-      settle(() => (reply.ok ? resolve(reply.result) : reject(new FsEffectError('io', `the search failed: ${reply.message}`))));
+      if (reply.ok) {
+        settled = true;
+        clearTimeout(timer);
+        resolve(reply.result);
+      } else failure = new FsEffectError('io', `the search failed: ${reply.message}`);
     });
-    worker.once('error', (e) => settle(() => reject(new FsEffectError('io', `the search failed: ${e.message}`))));
-    worker.once('exit', (code) => settle(() => reject(new FsEffectError('io', `the search worker exited (${code}) without an answer`))));
+    worker.once('error', (e) => {
+      failure ??= new FsEffectError('io', `the search failed: ${e.message}`);
+    });
+    worker.once('exit', (code) => {
+      clearTimeout(timer);
+      if (!settled) reject(failure ?? new FsEffectError('io', `the search worker exited (${code}) without an answer`));
+    });
   });
 }
 

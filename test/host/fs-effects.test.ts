@@ -486,6 +486,12 @@ describe('FsEffects', () => {
       expect(await readFile(join(outside, 'secret'), 'utf8')).toBe('TOP SECRET\n');
     });
 
+    it('refuses to move a file onto another hard link of itself (rename would silently do nothing)', async () => {
+      await link(join(ws, 'f.txt'), join(ws, 'f2.txt'));
+      expect(await errorOf(fx.move(await entry('f.txt'), await entry('f2.txt'), { overwrite: true }))).toMatchObject({ code: 'exists' });
+      expect(await exists(join(ws, 'f.txt'))).toBe(true);
+    });
+
     it.each<[string, string, string, string]>([
       ['from outside', '../outside/secret', 'x.txt', 'outside'],
       ['to outside', 'f.txt', '../outside/moved', 'outside'],
