@@ -12,6 +12,7 @@ import path from 'node:path';
 import type { ResolvedPath } from '../common/capability.ts';
 import type { ConsentPreview } from '../common/consent.ts';
 import { FsEffectError, type FsEffects } from './fs-effects.ts';
+import { PathRefused } from './workspace-jail.ts';
 
 export const PREVIEW_LIMITS = {
   /** Characters of diff shown; the rest is summarised in a note line. */
@@ -63,7 +64,7 @@ export async function previewDelete(effects: FsEffects, t: ResolvedPath, opts: {
   if (t.type === 'directory') {
     const listing = await listTree(effects, t);
     const head = `deletes the directory ${rel}${recursive ? ` and everything in it: ${listing.files} file(s), ${listing.dirs} directory(ies)${listing.complete ? '' : ' or more'}` : ' (only if it is empty)'}`;
-    const shown = listing.paths.map((p) => `- ${sanitize(p)}\n`).join('');
+    const shown = listing.paths.map((p) => `- ${sanitize(p, true)}\n`).join('');
     const more = listing.paths.length < listing.files + listing.dirs || !listing.complete ? note('…and more') : '';
     return { type: 'delete', path: t.path, recursive, diff: note(head) + shown + more };
   }
@@ -108,14 +109,18 @@ function countLines(s: string): number {
   return n;
 }
 
-/** Escapes characters that could rewrite what a terminal shows (lone CR, ESC, other C0/C1, bidi controls). */
-export function sanitize(text: string): string {
+/**
+ * Escapes characters that could rewrite what a terminal shows (lone CR, ESC,
+ * other C0/C1, bidi controls). `oneLine` escapes tabs and line breaks too (names).
+ */
+export function sanitize(text: string, oneLine = false): string {
   let out = '';
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     const ch = text[i]!;
-    const crlf = c === 0x0d && text.charCodeAt(i + 1) === 0x0a;
-    const control = (c < 0x20 && c !== 0x09 && c !== 0x0a && !crlf) || (c >= 0x7f && c <= 0x9f);
+    const crlf = !oneLine && c === 0x0d && text.charCodeAt(i + 1) === 0x0a;
+    const layout = !oneLine && (c === 0x09 || c === 0x0a);
+    const control = (c < 0x20 && !layout && !crlf) || (c >= 0x7f && c <= 0x9f);
     const bidi = c === 0x061c || c === 0x200e || c === 0x200f || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
     out += control || bidi ? `\\u${c.toString(16).padStart(4, '0')}` : ch;
   }
@@ -123,7 +128,7 @@ export function sanitize(text: string): string {
 }
 
 function note(text: string): string {
-  return `\\ ${sanitize(text)}\n`;
+  return `\\ ${sanitize(text, true)}\n`;
 }
 
 function displayRel(effects: FsEffects, t: ResolvedPath): string {
@@ -147,7 +152,12 @@ async function listTree(effects: FsEffects, t: ResolvedPath): Promise<{ paths: s
       if (paths.length < PREVIEW_LIMITS.maxDeleteListed) paths.push(e.type === 'directory' ? `${rel}/` : rel);
       if (e.type === 'directory') {
         dirs++;
-        queue.push(await effects.jail.resolve(path.join(dir.path, e.name), { intent: 'entry' }));
+        try {
+          queue.push(await effects.jail.resolve(path.join(dir.path, e.name), { intent: 'entry' }));
+        } catch (err) {
+          if (!(err instanceof PathRefused)) throw err;
+          complete = false; // a name the jail will not take (control characters): counted, not entered
+        }
       } else files++;
     }
   }

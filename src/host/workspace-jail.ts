@@ -149,6 +149,10 @@ export class WorkspaceJail {
       }
     }
     const resolved = await this.resolveAbsolute(input, lexical, intent);
+    // A symlink's target can bring in names the input check would have refused.
+    if (resolved.path !== lexical && (hasControlChar(resolved.path) || BIDI.test(resolved.path))) {
+      throw new PathRefused(input, 'it leads through a symbolic link to a name with control characters');
+    }
     return resolved.path === lexical ? resolved : { ...resolved, requested: lexical };
   }
 
@@ -443,6 +447,8 @@ export function errCode(e: unknown): string | undefined {
   return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
 }
 
+const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+
 function checkInput(input: string): void {
   if (typeof input !== 'string' || input.length === 0) throw new PathRefused(String(input), 'the path is empty');
   if (input.length > LIMITS.maxPathChars) throw new PathRefused(input, `the path is over ${LIMITS.maxPathChars} characters`);
@@ -450,7 +456,7 @@ function checkInput(input: string): void {
   if (!input.isWellFormed()) throw new PathRefused(input, 'the path is not well-formed Unicode');
   // Control and bidi characters can forge or disguise lines in consent prompts and logs.
   if (hasControlChar(input)) throw new PathRefused(input, 'the path contains a control character');
-  if (/[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/.test(input)) {
+  if (BIDI.test(input)) {
     throw new PathRefused(input, 'the path contains a bidirectional control character that can disguise a name');
   }
 }

@@ -99,6 +99,17 @@ describe('previewDelete', () => {
     });
   });
 
+  it('shows names with control characters escaped, and still previews the directory they are in', async () => {
+    await mkdir(join(ws, 'src', 'evil\ndir'));
+    await writeFile(join(ws, 'src', 'evil\ndir', 'x'), 'x');
+    await writeFile(join(ws, 'src', 'bell\u0007.txt'), 'x');
+    const p = await previewDelete(fx, await jail.resolve('src', { intent: 'entry' }), { recursive: true });
+    if (p.type !== 'delete') throw new Error('not a delete preview');
+    expect(p.diff).toContain('- src/bell\\u0007.txt\n');
+    expect(p.diff).toContain('- src/evil\\u000adir/\n');
+    expect(p.diff).toContain('or more');
+  });
+
   it('says a symlink is deleted itself, not its target', async () => {
     await symlink(join(base, 'outside', 'secret'), join(ws, 'link'));
     const p = await previewDelete(fx, await jail.resolve('link', { intent: 'entry' }));

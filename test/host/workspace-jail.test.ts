@@ -40,6 +40,7 @@ beforeAll(async () => {
   await symlink(join(outside, 'back-in'), join(ws, 'roundtrip'));
   execFileSync('mkfifo', [join(outside, 'fifo')]);
   await symlink('/dev/null', join(ws, 'devnull'));
+  await symlink('sub/\x1b[2Jclear', join(ws, 'escape-link'));
   await writeFile(join(outside, 'linked-secret'), 'TOP SECRET 3\n');
   await link(join(outside, 'linked-secret'), join(ws, 'hardlink'));
   execFileSync('mkfifo', [join(ws, 'fifo')]);
@@ -97,6 +98,7 @@ const cases: Case[] = [
   ['an empty path', () => '', 'read', /empty/],
   ['a newline (could forge consent lines)', () => 'a\nb.txt', 'write', /control character/],
   ['a right-to-left override', () => 'evil\u202Etxt.exe', 'write', /bidirectional/],
+  ['a symlink whose target has an escape sequence', () => 'escape-link', 'write', /symbolic link to a name with control characters/],
   ['lone surrogates', () => 'bad\uD800.txt', 'write', /well-formed/],
   ['a path over the length limit', () => 'x/'.repeat(LIMITS.maxPathChars), 'read', /over 4096 characters/],
   ['a name over the file-system limit', () => `${'n'.repeat(300)}.txt`, 'write', /too long/],
