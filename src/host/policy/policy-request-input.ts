@@ -1,15 +1,17 @@
 // Builds a CapabilityRequest from the short form that `tether policy test`
 // files and `tether policy explain` flags use ({action, path, command, url}).
 //
-// Paths are resolved the way the workspace jail would present them, as far as
-// a dry run can: relative to the workspace, `..` removed, the parent's
-// symlinks followed when it exists, and type/hard links read from the file if
-// it exists. It is for trying policy out; it does not guard anything (the
-// broker uses the workspace jail, which also refuses symlink escapes).
+// When the workspace exists, paths are resolved by the real WorkspaceJail,
+// exactly as the broker would present them to policy (a path the jail refuses
+// is an error here too). When it does not — test files often describe an
+// imaginary /home/dev/project — resolution is lexical: relative to the
+// workspace, `..` removed, nothing on disk consulted. `exists`, `type` and
+// `hardLinked` in the input override what either found.
 
-import { lstat, realpath } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { ACTION_KIND, type CapabilityAction, type CapabilityRequest, type ResolvedPath } from '../../common/capability.ts';
+import { WorkspaceJail, type ResolveIntent } from '../workspace-jail.ts';
 
 export interface PolicyRequestInput {
   readonly action: CapabilityAction;
@@ -40,10 +42,21 @@ const METHODS: Readonly<Record<CapabilityAction, string>> = {
 
 export const ACTIONS = Object.keys(ACTION_KIND) as CapabilityAction[];
 
-/** Throws an Error whose message says which field is wrong. */
+const INTENT: Partial<Record<CapabilityAction, ResolveIntent>> = { write: 'write', delete: 'entry', move: 'entry' };
+
+/** Throws an Error whose message says which field is wrong, or why the jail refused a path. */
 export async function requestFromInput(input: PolicyRequestInput, baseDir: string, id = 'policy-dry-run'): Promise<CapabilityRequest> {
   if (!ACTIONS.includes(input.action)) throw new Error(`unknown action "${String(input.action)}" (one of ${ACTIONS.join(', ')})`);
-  const workspace = await canonical(resolve(baseDir, input.workspace ?? '.'));
+  const given = resolve(baseDir, input.workspace ?? '.');
+  const jail = (await isDirectory(given)) ? await WorkspaceJail.open(given) : undefined;
+  try {
+    return await build(input, jail?.root ?? given, id, jail);
+  } finally {
+    await jail?.close();
+  }
+}
+
+async function build(input: PolicyRequestInput, workspace: string, id: string, jail: WorkspaceJail | undefined): Promise<CapabilityRequest> {
   const kind = ACTION_KIND[input.action];
   const common = {
     id,
@@ -56,54 +69,45 @@ export async function requestFromInput(input: PolicyRequestInput, baseDir: strin
   };
   if (kind === 'exec') {
     if (!input.command) throw new Error(`action ${input.action} needs a command`);
-    return { ...common, command: { line: input.command, cwd: await canonical(resolve(workspace, input.cwd ?? '.')) } };
+    const cwd = jail ? (await jail.resolve(input.cwd ?? '.')).path : resolve(workspace, input.cwd ?? '.');
+    return { ...common, command: { line: input.command, cwd } };
   }
   if (kind === 'net' || kind === 'model') {
     if (!input.url) throw new Error(`action ${input.action} needs a url`);
     return { ...common, url: input.url };
   }
   if (input.path === undefined) throw new Error(`action ${input.action} needs a path`);
-  const target = await resolvePath(workspace, input.path, input);
+  const intent = INTENT[input.action] ?? 'read';
+  const resolvePath = async (p: string) => withOverrides(jail ? await jail.resolve(p, { intent }) : lexical(workspace, p), input);
+  const target = await resolvePath(input.path);
   if (input.action !== 'move') return { ...common, target };
   if (input.destination === undefined) throw new Error('action move needs a destination');
-  return { ...common, target, destination: await resolvePath(workspace, input.destination, input) };
+  return { ...common, target, destination: await resolvePath(input.destination) };
 }
 
-async function resolvePath(workspace: string, p: string, overrides: PolicyRequestInput): Promise<ResolvedPath> {
+function lexical(workspace: string, p: string): ResolvedPath {
   if (p.includes('\0')) throw new Error('a path may not contain NUL');
-  const lexical = resolve(workspace, p);
-  const path = lexical === workspace ? workspace : join(await canonical(dirname(lexical)), basename(lexical));
+  const path = resolve(workspace, p);
   const rel = relative(workspace, path);
   const inWorkspace = rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
-  let exists = false;
-  let type: ResolvedPath['type'];
-  let hardLinked = false;
-  try {
-    const st = await lstat(path);
-    exists = true;
-    type = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : 'other';
-    hardLinked = st.isFile() && st.nlink > 1;
-  } catch {
-    // Does not exist (yet): a write would create it.
-  }
-  exists = overrides.exists ?? (overrides.type !== undefined ? true : exists);
-  type = overrides.type ?? type;
-  hardLinked = overrides.hardLinked ?? hardLinked;
+  return { path, ...(inWorkspace ? { relPath: rel.split(sep).join('/') } : {}), inWorkspace, exists: false };
+}
+
+function withOverrides(r: ResolvedPath, o: PolicyRequestInput): ResolvedPath {
+  const type = o.type ?? r.type;
+  const hardLinked = o.hardLinked ?? r.hardLinked;
   return {
-    path,
-    ...(inWorkspace ? { relPath: rel.split(sep).join('/') } : {}),
-    inWorkspace,
-    exists,
+    ...r,
+    exists: o.exists ?? (o.type !== undefined ? true : r.exists),
     ...(type !== undefined ? { type } : {}),
-    hardLinked,
+    ...(hardLinked !== undefined ? { hardLinked } : {}),
   };
 }
 
-/** realpath when the path exists, else the lexical path. */
-async function canonical(p: string): Promise<string> {
+async function isDirectory(p: string): Promise<boolean> {
   try {
-    return await realpath(p);
+    return (await stat(p)).isDirectory();
   } catch {
-    return p;
+    return false;
   }
 }

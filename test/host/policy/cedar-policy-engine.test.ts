@@ -1,7 +1,8 @@
 // The Cedar engine over the built-in default policy, with requests resolved
-// from a real temporary workspace (real files, a real hard link, a real
-// symlink out). Every case runs on the fast engine and on the reference engine
-// (whole policy set, full entities, schema): both must agree.
+// by the real WorkspaceJail in a real temporary workspace (real files, a real
+// hard link, a real symlink out). Every case runs on the fast engine and on
+// the reference engine (whole policy set, full entities, schema): both must
+// agree.
 
 import { link, mkdir, mkdtemp, realpath, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
