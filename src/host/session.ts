@@ -106,7 +106,7 @@ export class TetherSession {
     const fs = new FsEffects(jail);
     const sessions = new Set<string>();
     const updates = new Emitter<SessionNotification>();
-    const app = createAcpHost({ broker, jail, fs, sessions, onSessionUpdate: (p) => updates.fire(p as SessionNotification) });
+    const app = createAcpHost({ broker, policy: opts.policy, jail, fs, sessions, onSessionUpdate: (p) => updates.fire(p as SessionNotification) });
 
     const starter = opts.starter ?? new ForkAgentStarter();
     const agent = await starter.start({
