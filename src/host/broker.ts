@@ -40,6 +40,7 @@ function formatDenial(d: DeniedErrorData): string {
     grant: 'denied',
     timeout: 'denied: nobody answered the consent request in time',
     'kill-switch': 'denied: the agent was stopped',
+    preset: 'denied',
     host: 'refused by the host',
     error: 'denied because the decision could not be made',
   };
@@ -351,6 +352,12 @@ export class Broker {
       };
       this.didAsk.fire(question);
       const answer = await raceAbort(this.opts.consent.ask(question, controller.signal), controller.signal);
+      const preset = this.opts.consent.preset;
+      if (preset !== undefined) {
+        return answer === 'deny'
+          ? deny(policy, 'preset', `denied without asking (${preset})`, answer)
+          : { allowed: true, policy, decidedBy: 'preset', answer: 'once', reason: `allowed without asking (${preset})` };
+      }
       if (answer === 'deny') return deny(policy, 'user', 'the user denied it', answer);
       let grantId: string | undefined;
       if (answer === 'session' && proposedGrant) grantId = this.opts.grants.add(request.sessionId, proposedGrant, request.id).id;
