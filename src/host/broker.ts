@@ -256,9 +256,11 @@ export class Broker {
     const policyIds = [...new Set(parts.flatMap((p) => p.decision.policyIds))];
     const denied = parts.filter((p) => p.decision.effect === 'deny');
     if (denied.length > 0) {
+      // The denying parts' policies decided; every part's are in the record's detail.
       const reason = denied.map((p) => `${p.part.label}: ${p.decision.reason}`).join('; ');
       const errors = denied.flatMap((p) => p.decision.errors ?? []);
-      const policy: PolicyDecision = { effect: 'deny', policyIds, reason, ...(errors.length > 0 ? { errors } : {}) };
+      const denyIds = [...new Set(denied.flatMap((p) => p.decision.policyIds))];
+      const policy: PolicyDecision = { effect: 'deny', policyIds: denyIds, reason, ...(errors.length > 0 ? { errors } : {}) };
       return { decision: deny(policy, errors.length > 0 ? 'error' : 'policy', reason), parts };
     }
     const mustAsk = options.mustAsk ?? [];

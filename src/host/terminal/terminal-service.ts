@@ -37,7 +37,7 @@ import { auditProfile, DEFAULT_LIMITS, summarizeProfile, type Sandbox, type Sand
 import { buildCommandEnv } from '../sandbox/sandbox-env.ts';
 import { UnsandboxedRunner } from '../sandbox/unsandboxed-runner.ts';
 import { OutputBuffer } from './output-buffer.ts';
-import { canonicalDir, createPathResolver, type PathResolver } from './resolve-path.ts';
+import { canonicalDir, jailResolver, type PathResolver } from './resolve-path.ts';
 import { DEFAULT_ACCOUNTING, diffSnapshots, HashCache, snapshotWorkspace, type AccountingLimits, type WorkspaceSnapshot } from './workspace-changes.ts';
 
 export interface TerminalServiceOptions {
@@ -45,7 +45,7 @@ export interface TerminalServiceOptions {
   readonly sandbox: Sandbox;
   /** The session's workspace root (the ACP session cwd), or a lookup by session id. */
   readonly workspace: string | ((sessionId: string) => string | undefined);
-  /** Resolution of paths a line writes; default: realpath of the parent (pass the workspace jail's). */
+  /** Resolution of paths a line writes; default: a WorkspaceJail opened on the workspace. */
   readonly resolvePath?: (workspaceRoot: string) => PathResolver;
   /** Decides which `networkDomains` a command may reach (a `net` request per domain; only "allow" opens). */
   readonly policy?: PolicyEngine;
@@ -113,6 +113,7 @@ export class TerminalService {
   /** Outcomes not yet recorded, released terminals included: dispose waits for them. */
   private readonly pending = new Set<Promise<void>>();
   private readonly caches = new Map<string, HashCache>();
+  private readonly resolvers = new Map<string, PathResolver & { close?: () => Promise<void> }>();
   private readonly didChangeFiles = new Emitter<CommandChanges>();
   /** Fired after each command that changed files in the workspace, once its outcome is recorded. */
   readonly onDidChangeFiles = this.didChangeFiles.event;
@@ -154,13 +155,13 @@ export class TerminalService {
     if (!isAbsolute(requestedCwd)) return broker.refuse(base, `the working directory "${requestedCwd}" is not an absolute path`);
     const cwd = await canonicalDir(requestedCwd);
     if (!cwd) return broker.refuse(base, `the working directory "${requestedCwd}" does not exist or is not a directory`);
-    const request: CapabilityRequest = { ...base, command: { line, cwd } };
-
     const unavailable = this.opts.sandbox.unavailable;
+    const sandboxed = unavailable === undefined;
+    // Policy sees `resource.sandboxed == false` for every command of an unsandboxed run.
+    const request: CapabilityRequest = { ...base, command: { line, cwd, ...(sandboxed ? {} : { sandboxed: false }) } };
     if (unavailable && !this.opts.allowUnsandboxed) {
       return broker.refuse(request, `commands run only in the sandbox, and it is unavailable: ${unavailable.reason}. ${unavailable.fix}`);
     }
-    const sandboxed = unavailable === undefined;
 
     const env = buildCommandEnv({
       host: this.opts.hostEnv ?? process.env,
@@ -181,7 +182,7 @@ export class TerminalService {
     const limits: SandboxLimits = profile?.limits ?? { ...DEFAULT_LIMITS, ...this.opts.limits };
     const single = shell.parts.filter((p) => p.program !== '');
     const topRequest: CapabilityRequest = single.length === 1 && shell.writes.length === 0
-      ? { ...request, command: { line, cwd, program: single[0]!.program, args: single[0]!.args } }
+      ? { ...request, command: { ...request.command!, program: single[0]!.program, args: single[0]!.args } }
       : request;
 
     const notes: string[] = [
@@ -297,6 +298,8 @@ export class TerminalService {
   async dispose(): Promise<void> {
     await this.releaseAll();
     await this.unsandboxed.dispose();
+    for (const r of this.resolvers.values()) await r.close?.();
+    this.resolvers.clear();
   }
 
   // ---- internals ----
@@ -346,16 +349,20 @@ export class TerminalService {
       if (p.program === '') continue;
       parts.push({
         label: `\`${shorten(p.source)}\``,
-        request: { ...request, id: `${request.id}/${p.index}`, command: { line: p.source, cwd: await dirOf(p.cwd), program: p.program, args: p.args } },
+        request: { ...request, id: `${request.id}/${p.index}`, command: { ...request.command!, line: p.source, cwd: await dirOf(p.cwd), program: p.program, args: p.args } },
       });
     }
-    const resolver = (this.opts.resolvePath ?? createPathResolver)(workspace);
+    let resolver = this.resolvers.get(workspace);
+    if (!resolver) {
+      resolver = this.opts.resolvePath ? this.opts.resolvePath(workspace) : jailResolver(workspace);
+      this.resolvers.set(workspace, resolver);
+    }
     for (const [i, w] of shell.writes.entries()) {
       if (w.cwd === null && !isAbsolute(w.path)) continue; // already an uncertain reason
       const abs = isAbsolute(w.path) ? resolve(w.path) : resolve(await dirOf(w.cwd), w.path);
       let target: ResolvedPath;
       try {
-        target = await resolver(abs, w.access === 'delete' ? 'entry' : 'write');
+        target = await resolver!(abs, w.access === 'delete' ? 'entry' : 'write');
       } catch (e) {
         return this.opts.broker.refuse(request, `${w.via} ${w.access === 'delete' ? 'deletes' : 'writes to'} "${w.path}", which cannot be resolved: ${(e as Error).message}`);
       }

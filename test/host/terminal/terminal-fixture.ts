@@ -1,8 +1,9 @@
 // A real host for terminal tests: the broker with a JSONL audit log on disk,
-// a policy engine, a scripted consent port (the one fake: it stands in for the
-// person answering dialogs) and the real bubblewrap sandbox.
+// the Cedar engine with the built-in default policy (plus a user policy where
+// a test needs one), a scripted consent port (the one fake: it stands in for
+// the person answering dialogs) and the real bubblewrap sandbox.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AuditRecord } from '../../../src/common/audit-record.ts';
 import type { ConsentQuestion } from '../../../src/common/consent.ts';
@@ -10,11 +11,10 @@ import type { ConsentAnswer } from '../../../src/common/decision.ts';
 import { JsonlAuditWriter } from '../../../src/host/audit/jsonl-audit-writer.ts';
 import { Broker } from '../../../src/host/broker.ts';
 import { GrantStore, type ConsentPort } from '../../../src/host/consent.ts';
-import type { PolicyEngine } from '../../../src/host/policy/policy-engine.ts';
+import { CedarPolicyEngine } from '../../../src/host/policy/cedar-policy-engine.ts';
 import type { Sandbox } from '../../../src/host/sandbox/sandbox.ts';
 import { TerminalService, type TerminalServiceOptions } from '../../../src/host/terminal/terminal-service.ts';
 import type { Scratch } from '../sandbox/sandbox-fixture.ts';
-import { RulePolicy } from './rule-policy.ts';
 
 export class ScriptedConsent implements ConsentPort {
   readonly questions: ConsentQuestion[] = [];
@@ -31,36 +31,30 @@ export class ScriptedConsent implements ConsentPort {
   }
 }
 
-const SECRET = /\/(\.ssh|\.aws|\.gnupg|\.config\/gcloud|\.netrc)(\/|$)|\.env$/;
-
-/** The default policy's rules that matter for commands, as a rule list. */
-export function defaultLikePolicy(): RulePolicy {
-  return new RulePolicy([
-    { id: 'outside-workspace', effect: 'forbid', description: 'Files outside the workspace are off limits to the agent.', when: (r) => r.target !== undefined && !r.target.inWorkspace },
-    { id: 'secret-credential-stores', effect: 'forbid', description: 'Credential stores are never available to the agent.', when: (r) => r.target !== undefined && SECRET.test(r.target.path) },
-    { id: 'command-outside-workspace', effect: 'forbid', description: 'Commands run only with a working directory inside the workspace.', when: (r) => r.action === 'exec' && !(r.command!.cwd === r.workspace || r.command!.cwd.startsWith(`${r.workspace}/`)) },
-    { id: 'no-privilege', effect: 'forbid', description: 'Commands cannot raise their privileges.', when: (r) => r.action === 'exec' && ['sudo', 'su', 'doas', 'pkexec'].includes(r.command?.program ?? '') },
-    { id: 'net-registry', effect: 'allow', description: 'The test registry is open.', when: (r) => r.action === 'net' && (r.url ?? '').startsWith('https://127.0.0.1:') },
-    { id: 'command', effect: 'ask', description: 'Running a command needs your consent.', when: (r) => r.action === 'exec' },
-    { id: 'workspace-write', effect: 'ask', description: 'Creating or changing a file inside the workspace needs your consent.', when: (r) => (r.action === 'write' || r.action === 'delete') && r.target?.inWorkspace === true },
-  ]);
-}
-
 export interface Host {
   readonly broker: Broker;
   readonly consent: ScriptedConsent;
   readonly audit: JsonlAuditWriter;
   readonly service: TerminalService;
   readonly grants: GrantStore;
+  readonly policy: CedarPolicyEngine;
   records(): AuditRecord[];
   close(): Promise<void>;
 }
 
-export async function makeHost(s: Scratch, sandbox: Sandbox, opts: { policy?: PolicyEngine; service?: Partial<TerminalServiceOptions> } = {}): Promise<Host> {
+let policyFiles = 0;
+
+export async function makeHost(s: Scratch, sandbox: Sandbox, opts: { userPolicy?: string; service?: Partial<TerminalServiceOptions> } = {}): Promise<Host> {
   const audit = await JsonlAuditWriter.open(join(s.base, 'audit'));
   const consent = new ScriptedConsent();
   const grants = new GrantStore();
-  const policy = opts.policy ?? defaultLikePolicy();
+  const userFiles: string[] = [];
+  if (opts.userPolicy) {
+    const file = join(s.base, `user-${++policyFiles}.cedar`);
+    writeFileSync(file, opts.userPolicy);
+    userFiles.push(file);
+  }
+  const policy = await CedarPolicyEngine.load({ protectedPaths: [s.state, join(s.base, 'audit')], userFiles });
   const broker = new Broker({ policy, consent, grants, audit, actor: { user: 'tester', device: 'ci', agent: 'red-team' }, consentTimeoutMs: 10_000 });
   const service = new TerminalService({
     broker,
@@ -71,7 +65,7 @@ export async function makeHost(s: Scratch, sandbox: Sandbox, opts: { policy?: Po
     ...opts.service,
   });
   return {
-    broker, consent, audit, service, grants,
+    broker, consent, audit, service, grants, policy,
     records: () => readFileSync(audit.path, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditRecord),
     close: async () => {
       await service.dispose();

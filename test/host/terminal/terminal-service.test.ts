@@ -50,7 +50,8 @@ describe('terminal service: decisions', () => {
     const q = h.consent.questions.at(-1)!;
     expect(q.preview).toMatchObject({ type: 'exec', command: 'echo new > new.txt && echo changed >> old.txt; rm gone.txt; echo hi', cwd: s.workspace });
     expect(q.preview.type === 'exec' && q.preview.sandbox !== 'unsandboxed' && q.preview.sandbox.writable).toEqual([s.workspace]);
-    expect(q.decision.policyIds).toEqual(['command', 'workspace-write']);
+    expect(q.decision.policyIds).toEqual(['command', 'workspace-write', 'workspace-delete']);
+    expect(q.ruleDescriptions.map((r) => r.id)).toEqual(['command', 'workspace-write', 'workspace-delete']);
 
     const recs = h.records().filter((x) => x.request?.command?.startsWith('echo new'));
     const decision = recs.find((x) => x.type === 'decision')!;
@@ -68,12 +69,15 @@ describe('terminal service: decisions', () => {
   });
 
   it.each([
-    ['git show > ~/.ssh/id_rsa', /secret-credential-stores|outside-workspace/],
+    ['git show > ~/.ssh/id_rsa', /secret-credential-stores/],
     ['echo x | tee ../outside.txt', /outside-workspace/],
     ['cat README 2>&1 >> /etc/motd', /outside-workspace/],
-    ['sudo -u root make install', /no-privilege/],
+    ['sudo -u root make install', /command-privilege/],
     ['cd / && make', /command-outside-workspace/],
     ['mv build.log ~/.aws/credentials', /secret-credential-stores/],
+    ['echo x > .git/hooks/pre-push', /git-hooks-and-config/],
+    [`echo x >> ${'$'}HOME/.bashrc`, /outside-workspace/],
+    ['gh auth token | tee token.txt', /command-credential-tools/],
   ])('denies %s as a whole, without asking or running', async (line, rule) => {
     const before = h.consent.questions.length;
     const err = await h.service.create({ sessionId: 's1', command: line }).catch((e: unknown) => e);
@@ -189,7 +193,11 @@ describe('terminal service: running', () => {
       x.listen(0, '127.0.0.1', () => resolve(x));
     });
     const domain = `127.0.0.1:${(srv.address() as AddressInfo).port}`;
-    const svc = await makeHost(s, sb, { service: { networkDomains: [domain, 'example.com'] } });
+    const svc = await makeHost(s, sb, {
+      userPolicy: `@id("user-test-registry") @description("The test registry is open to commands.")
+permit (principal, action == Tether::Action::"net", resource is Tether::Host) when { resource.host == "127.0.0.1" && resource.port == ${(srv.address() as AddressInfo).port} };`,
+      service: { networkDomains: [domain, 'example.com'] },
+    });
     try {
       const r = await runCommand(svc, `curl -sS -m 10 --noproxy '' http://${domain}/pkg`);
       expect(r.output).toContain('registry says hi');
@@ -240,10 +248,31 @@ describe('terminal service: sandbox unavailable', () => {
   });
 });
 
+describe('terminal service: policy on unsandboxed runs', () => {
+  it('a policy that forbids unsandboxed commands denies them, even where the setting permits them', async () => {
+    const broken = await BubblewrapSandbox.create({ bwrapPath: '/nonexistent/bwrap' });
+    const svc = await makeHost(s, broken, {
+      userPolicy: `@id("managed-sandbox-only") @description("Commands run only in the sandbox on this machine.")
+forbid (principal, action == Tether::Action::"exec", resource is Tether::Command) unless { resource.sandboxed };`,
+      service: { allowUnsandboxed: true },
+    });
+    try {
+      await expect(svc.service.create({ sessionId: 's1', command: 'ls' })).rejects.toThrow(/Commands run only in the sandbox on this machine/);
+      expect(svc.consent.questions).toHaveLength(0);
+    } finally {
+      await svc.close();
+    }
+  });
+});
+
 describe('terminal service: nested repositories', () => {
   it('keeps hooks of nested git repositories read-only', async () => {
     mkdirSync(join(s.workspace, 'vendor', 'lib', '.git', 'hooks'), { recursive: true });
-    await runCommand(h, 'echo evil > vendor/lib/.git/hooks/pre-commit; echo done');
+    // Policy denies the write it can see; this one it cannot see, so the sandbox must stop it.
+    await expect(h.service.create({ sessionId: 's1', command: 'echo evil > vendor/lib/.git/hooks/pre-commit' })).rejects.toThrow(/git-hooks-and-config/);
+    const r = await runCommand(h, `python3 -c "open('vendor/lib/.git/hooks/pre-commit', 'w').write('evil')"`);
+    expect(r.exitCode).not.toBe(0);
+    expect(r.output).toMatch(/Read-only file system/);
     expect(existsSync(join(s.workspace, 'vendor', 'lib', '.git', 'hooks', 'pre-commit'))).toBe(false);
   });
 });
