@@ -12,9 +12,11 @@
 //    `find -exec`;
 //  - words with quotes and escapes removed, `~` and variables whose value is
 //    known (the environment given, `X=lit` earlier in the line) substituted;
-//  - redirections with their mode, and the paths a few well-known programs
-//    write or delete (tee, touch, mkdir, rm, rmdir, unlink, cp, mv, ln,
-//    install, dd of=, truncate, sed -i, chmod/chown/chgrp, curl -o, wget -O);
+//  - redirections with their mode, the paths a few well-known programs write
+//    or delete (tee, touch, mkdir, rm, rmdir, unlink, cp, mv, ln, install,
+//    dd of=, truncate, sed -i, chmod/chown/chgrp, curl -o, wget -O), and the
+//    files some read by name (cat, head, grep, jq, awk, sed, cp, curl -T/-d @,
+//    `<`, …) — so `cat .env` meets the same policy as read_file .env;
 //  - the working directory each command runs in, following literal `cd`.
 //
 // It marks the parse *uncertain* (the host then asks, and says why) where the
@@ -27,7 +29,9 @@
 // component, and syntax it does not recognise.
 //
 // What it does not understand, and so never relies on:
-//  - what a program does with its arguments beyond the table above: `make`,
+//  - reads through globs, variables, directories (`grep -r KEY .`) or any
+//    program not in the reader table: listed as written or not at all;
+//  - what a program does with its arguments beyond the tables above: `make`,
 //    `npm test`, `git`, `python3 script.py`, `awk`, `sed` scripts and any
 //    script file may write anywhere the sandbox lets them (the sandbox, not
 //    this parser, is what confines them);
@@ -90,9 +94,9 @@ export interface ShellPart {
   readonly notes: readonly string[];
 }
 
-export type PathAccessKind = 'write' | 'delete';
+export type PathAccessKind = 'write' | 'delete' | 'read';
 
-/** A file the line writes or deletes, known from a redirection or the writer table. */
+/** A file the line writes, deletes or reads, known from a redirection or the program tables. */
 export interface ShellPathAccess {
   readonly path: string;
   readonly word: ShellWord;
@@ -109,6 +113,13 @@ export interface ShellParse {
   readonly line: string;
   readonly parts: readonly ShellPart[];
   readonly writes: readonly ShellPathAccess[];
+  /**
+   * Files the line reads by name (`<` redirections; operands of cat, head,
+   * grep, cp, curl -T, …). A read with a variable or glob in it is listed as
+   * written, without making the parse uncertain: what a command reads is
+   * confined by the sandbox, this list is for policy on named files.
+   */
+  readonly reads: readonly ShellPathAccess[];
   /** Why the parse cannot be relied on; empty when it can. Each says what and where. */
   readonly uncertain: readonly string[];
   /** Things a reviewer should know that do not make the parse uncertain (inline code, background jobs). */
@@ -129,11 +140,11 @@ export function isPseudoFile(path: string): boolean {
 const MAX_DEPTH = 16;
 
 export function parseShell(line: string, options: ShellParseOptions = {}): ShellParse {
-  const shared: Shared = { parts: [], writes: [], uncertain: [], notes: [] };
+  const shared: Shared = { parts: [], writes: [], reads: [], uncertain: [], notes: [] };
   const known = new Map<string, string>(Object.entries(options.env ?? {}));
   const p = new Parser(line, shared, { known, exported: new Set(known.keys()) }, '', 'command', 0);
   p.parseTop();
-  return { line, parts: shared.parts, writes: shared.writes, uncertain: dedupe(shared.uncertain), notes: dedupe(shared.notes) };
+  return { line, parts: shared.parts, writes: shared.writes, reads: shared.reads, uncertain: dedupe(shared.uncertain), notes: dedupe(shared.notes) };
 }
 
 /** Quotes a word for bash so that it is read back as exactly `s`. */
@@ -147,6 +158,7 @@ export function quoteShellWord(s: string): string {
 interface Shared {
   parts: ShellPart[];
   writes: ShellPathAccess[];
+  reads: ShellPathAccess[];
   uncertain: string[];
   notes: string[];
 }
@@ -547,6 +559,7 @@ class Parser {
       this.note(msg);
     }
     this.recordWriterArgs(index, name, args);
+    this.recordReaderArgs(index, name, args);
   }
 
   // ---- wrappers ----
@@ -703,7 +716,95 @@ class Parser {
 
   // ---- writes ----
 
+  private recordRead(word: ShellWord, via: string, part: number, cwd: string | null = part >= 0 && this.shared.parts[part] ? this.shared.parts[part]!.cwd : this.cwd): void {
+    if (word.procSub || word.text === '-' || (!word.dynamic && isPseudoFile(word.text))) return;
+    if (cwd === null && !word.text.startsWith('/')) return;
+    this.shared.reads.push({ path: word.text, word, access: 'read', via, part, cwd });
+  }
+
+  /** Operands of programs that read the files they are given (their content reaches the output or the network). */
+  private recordReaderArgs(index: number, name: string, args: readonly ShellWord[]): void {
+    const r = (w: ShellWord | undefined) => { if (w) this.recordRead(w, name, index); };
+    const operands = (valued: ReadonlySet<string>, skipFirst = false): ShellWord[] => {
+      const out: ShellWord[] = [];
+      let endOfOptions = false;
+      for (let i = 0; i < args.length; i++) {
+        const t = args[i]!.text;
+        if (!endOfOptions && t === '--') { endOfOptions = true; continue; }
+        if (!endOfOptions && t.startsWith('-') && t !== '-') {
+          if (valued.has(t)) i++;
+          continue;
+        }
+        out.push(args[i]!);
+      }
+      return skipFirst ? out.slice(1) : out;
+    };
+    const has = (...opts: string[]) => args.some((a) => opts.includes(a.text) || opts.some((o) => o.startsWith('--') && a.text.startsWith(`${o}=`)));
+    switch (name) {
+      case 'cat': case 'tac': case 'nl': case 'less': case 'more': case 'bat': case 'batcat': case 'base64': case 'base32':
+      case 'od': case 'hexdump': case 'strings': case 'wc': case 'md5sum': case 'sha1sum': case 'sha256sum':
+      case 'sha512sum': case 'cksum': case 'fold': case 'fmt': case 'rev': case 'column': case 'paste': case 'diff': case 'cmp':
+      case 'comm': case 'expand': case 'unexpand': {
+        const valued: Readonly<Record<string, readonly string[]>> = {
+          od: ['-N', '-j', '-t', '-A', '-w'], base64: ['-w'], base32: ['-w'], fold: ['-w'], fmt: ['-w', '-p', '-g'],
+          column: ['-s', '-c', '-o', '-n', '-N', '-t'], paste: ['-d'], diff: ['-I', '-x', '-X', '-U', '-C', '-F'], expand: ['-t'], unexpand: ['-t'],
+          strings: ['-n', '-t', '-e'], head: [], nl: ['-b', '-d', '-f', '-h', '-i', '-n', '-s', '-v', '-w'],
+        };
+        for (const a of operands(new Set(valued[name] ?? []))) r(a);
+        return;
+      }
+      case 'xxd': case 'uniq':
+        // The second operand is an output file.
+        r(operands(new Set(['-c', '-g', '-l', '-s', '-o', '-f', '-w']))[0]);
+        return;
+      case 'head': case 'tail':
+        for (const a of operands(new Set(['-n', '-c', '--lines', '--bytes', '-s', '--pid']))) r(a);
+        return;
+      case 'sort':
+        for (const a of operands(new Set(['-k', '-t', '-o', '-S', '-T', '--key', '--field-separator', '--output', '--buffer-size', '--temporary-directory']))) r(a);
+        return;
+      case 'cut':
+        for (const a of operands(new Set(['-d', '-f', '-b', '-c', '--delimiter', '--fields', '--bytes', '--characters']))) r(a);
+        return;
+      case 'grep': case 'egrep': case 'fgrep': case 'rg': case 'ag': case 'zgrep': {
+        const patternGiven = has('-e', '-f', '--regexp', '--file');
+        for (const a of operands(new Set(['-e', '-f', '-m', '-A', '-B', '-C', '-g', '-t', '--regexp', '--file', '--max-count', '--glob', '--type', '--include', '--exclude']), !patternGiven)) r(a);
+        return;
+      }
+      case 'jq': case 'yq':
+        for (const a of operands(new Set(['--arg', '--argjson', '--slurpfile', '--rawfile', '-f', '--from-file', '--indent']), !has('-f', '--from-file'))) r(a);
+        return;
+      case 'awk': case 'gawk': case 'mawk':
+        for (const a of operands(new Set(['-F', '-v', '-f', '--field-separator', '--assign', '--file']), !has('-f', '--file'))) r(a);
+        return;
+      case 'sed':
+        for (const a of operands(new Set(['-e', '-f', '--expression', '--file', '-l', '--line-length']), !has('-e', '-f', '--expression', '--file'))) r(a);
+        return;
+      case 'cp': case 'install': {
+        const ops = operands(new Set(['-t', '-S', '--target-directory', '--suffix', '-m', '--mode', '-o', '--owner', '-g', '--group', '--backup']));
+        for (const a of has('-t', '--target-directory') ? ops : ops.slice(0, -1)) r(a);
+        return;
+      }
+      case 'curl':
+        for (let i = 0; i < args.length; i++) {
+          const t = args[i]!.text;
+          const next = args[i + 1];
+          if ((t === '-T' || t === '--upload-file') && next) r(next);
+          if ((t === '-d' || t === '--data' || t === '--data-binary' || t === '--data-raw' || t === '--data-urlencode' || t === '--json') && next?.text.startsWith('@')) r({ ...next, text: next.text.slice(1) });
+          if ((t === '-F' || t === '--form') && next) {
+            const at = next.text.indexOf('=@');
+            if (at !== -1) r({ ...next, text: next.text.slice(at + 2).split(';')[0]! });
+          }
+        }
+        return;
+      case 'wget':
+        for (const a of args) if (a.text.startsWith('--post-file=') || a.text.startsWith('--body-file=')) r({ ...a, text: a.text.slice(a.text.indexOf('=') + 1) });
+        return;
+    }
+  }
+
   private recordRedirectWrite(r: ShellRedirect, index: number, cwd: string | null): void {
+    if ((r.mode === 'read' || r.mode === 'read-write') && r.target) this.recordRead(r.target, r.op, index, cwd);
     if ((r.mode === 'write' || r.mode === 'append' || r.mode === 'read-write') && r.target) {
       this.recordWrite(r.target, r.mode === 'append' ? 'write' : 'write', r.op, index, cwd);
     }

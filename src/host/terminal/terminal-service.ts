@@ -170,7 +170,7 @@ export class TerminalService {
       tmpDir: sandboxed ? '/tmp' : tmpdir(),
     });
     const shell = parseShell(line, { env: env.env });
-    const parts = await this.partsOf(request, shell, cwd, workspace);
+    const parts = await this.partsOf(request, shell, cwd, workspace, sandboxed);
     if (parts.length === 0 && shell.uncertain.length === 0) return broker.refuse(request, 'the command line runs no program');
 
     const mustAsk: string[] = shell.uncertain.map((u) => `the command line cannot be fully analysed: ${u}`);
@@ -337,8 +337,14 @@ export class TerminalService {
     return term;
   }
 
-  /** One exec part per command of the line, one write/delete part per file it writes. */
-  private async partsOf(request: CapabilityRequest, shell: ShellParse, cwd: string, workspace: string): Promise<CompoundPart[]> {
+  /**
+   * One exec part per command of the line, one write/delete part per file it
+   * writes, one read part per file it reads by name — inside the workspace
+   * only when sandboxed (outside, the sandbox decides what is readable: the
+   * default policy's outside-workspace forbid would deny `cat /etc/os-release`),
+   * everywhere when not.
+   */
+  private async partsOf(request: CapabilityRequest, shell: ShellParse, cwd: string, workspace: string, sandboxed: boolean): Promise<CompoundPart[]> {
     const parts: CompoundPart[] = [];
     const dirOf = async (rel: string | null): Promise<string> => {
       if (rel === null || rel === '') return cwd;
@@ -373,6 +379,20 @@ export class TerminalService {
       parts.push({
         label: `${action} ${target.path} (${w.via})`,
         request: { ...request, id: `${request.id}/w${i}`, action, kind: 'write', target, command: undefined },
+      });
+    }
+    for (const [i, r] of shell.reads.entries()) {
+      const abs = isAbsolute(r.path) ? resolve(r.path) : resolve(await dirOf(r.cwd), r.path);
+      let target: ResolvedPath;
+      try {
+        target = await resolver!(abs, 'read');
+      } catch {
+        continue; // devices, /proc and the like: the sandbox decides
+      }
+      if (sandboxed && !target.inWorkspace) continue;
+      parts.push({
+        label: `read ${target.path} (${r.via})`,
+        request: { ...request, id: `${request.id}/r${i}`, action: 'read', kind: 'read', target, command: undefined },
       });
     }
     return parts;
