@@ -132,6 +132,27 @@ describe('terminal service: decisions', () => {
     expect(parts[1]!.subject).toContain(join(s.workspace, 'README.md'));
   });
 
+  it('runs beforeRun after the decision and before the command, and runs nothing when it fails', async () => {
+    const seen: string[] = [];
+    const svc = await makeHost(s, sb, {
+      service: {
+        beforeRun: async (info) => {
+          seen.push(`${info.line}@${existsSync(join(s.workspace, 'hook-order.txt'))}`);
+          if (info.line.includes('fail')) throw new Error('checkpoint failed: disk full');
+        },
+      },
+    });
+    try {
+      await runCommand(svc, 'touch hook-order.txt');
+      await expect(svc.service.create({ sessionId: 's1', command: 'touch fail.txt' })).rejects.toThrow(/checkpoint failed: disk full/);
+      expect(existsSync(join(s.workspace, 'fail.txt'))).toBe(false);
+      expect(seen).toEqual(['touch hook-order.txt@false', 'touch fail.txt@true']);
+      expect(svc.records().at(-1)!.outcome).toMatchObject({ ok: false, error: 'checkpoint failed: disk full' });
+    } finally {
+      await svc.close();
+    }
+  });
+
   it('denies when the user says no, and runs nothing', async () => {
     h.consent.answers = ['deny'];
     await expect(h.service.create({ sessionId: 's1', command: 'touch should-not-exist' })).rejects.toThrow(/denied by the user/);
