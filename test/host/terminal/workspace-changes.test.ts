@@ -70,6 +70,6 @@ describe('workspace change accounting', () => {
     mkdirSync(join(root, 'vendor', 'x', '.git'), { recursive: true });
     mkdirSync(join(root, 'wt'));
     writeFileSync(join(root, 'wt', '.git'), 'gitdir: elsewhere');
-    expect((await snapshotWorkspace(root)).gitDirs.sort()).toEqual(['.git', 'vendor/x/.git', 'wt/.git']);
+    expect([...(await snapshotWorkspace(root)).gitDirs].sort()).toEqual(['.git', 'vendor/x/.git', 'wt/.git']);
   });
 });
