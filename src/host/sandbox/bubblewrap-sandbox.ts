@@ -60,6 +60,9 @@ export interface BubblewrapSandboxOptions {
   readonly applySeccompPath?: string;
 }
 
+/** PATH for the launcher, bubblewrap and the helpers (never the agent's). */
+const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
 /** /tmp and /var/tmp are memory-backed: at most this much each. */
 const PRIVATE_TMP_BYTES = 1024 * 1024 * 1024;
 
@@ -143,6 +146,7 @@ function hasBoundingSetfcap(): boolean {
 interface Tools {
   bwrap: string;
   bash: string;
+  env: string;
   socat: string | undefined;
   seccomp: string;
   capArgs: string[];
@@ -179,19 +183,21 @@ export class BubblewrapSandbox implements Sandbox {
     if (process.platform !== 'linux') {
       return unavailable(`the sandbox for ${process.platform} is not built yet (Linux uses bubblewrap)`, 'Run Tether on Linux to run commands, or ask your administrator for a policy that permits unsandboxed commands (each one is then asked about).');
     }
-    const bwrap = opts.bwrapPath ?? which('bwrap');
+    const bwrap = opts.bwrapPath ?? which('bwrap', SAFE_PATH);
     if (!bwrap || !isExecutable(bwrap)) {
       return unavailable(`bubblewrap (bwrap) is not installed${opts.bwrapPath ? ` at ${opts.bwrapPath}` : ''}`, 'Install it: `sudo apt-get install bubblewrap` (Debian, Ubuntu) or `sudo dnf install bubblewrap` (Fedora), then restart Tether.');
     }
-    const bash = opts.bashPath ?? which('bash') ?? (existsSync('/bin/bash') ? '/bin/bash' : undefined);
+    const bash = opts.bashPath ?? which('bash', SAFE_PATH);
     if (!bash) return unavailable('bash is not installed', 'Install bash, then restart Tether.');
+    const envBin = which('env', SAFE_PATH);
+    if (!envBin) return unavailable('env (coreutils) is not installed', 'Install coreutils, then restart Tether.');
     const seccomp = opts.applySeccompPath ?? applySeccompPath();
     if (!seccomp || !existsSync(seccomp)) {
       return unavailable(`the seccomp helper of @anthropic-ai/sandbox-runtime is missing for ${process.arch}`, 'Reinstall Tether; only x64 and arm64 are supported.');
     }
     const capArgs = ['--cap-drop', 'ALL'];
     if (process.geteuid?.() === 0 && hasBoundingSetfcap()) capArgs.push('--cap-add', 'CAP_SETFCAP');
-    const tools: Tools = { bwrap, bash, socat: opts.socatPath ?? which('socat'), seccomp, capArgs, tmpfsSize: false };
+    const tools: Tools = { bwrap, bash, env: envBin, socat: opts.socatPath ?? which('socat', SAFE_PATH), seccomp, capArgs, tmpfsSize: false };
     const help = await run(bwrap, ['--help']);
     tools.tmpfsSize = help.out.includes('--size');
     const probe = await run(bwrap, [...namespaceArgs(), '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', ...capArgs, '--', seccomp, '/bin/true'], { SRT_ALLOW_NESTED_USERNS: '0', PATH: '/usr/bin:/bin' });
@@ -235,8 +241,11 @@ export class BubblewrapSandbox implements Sandbox {
       for (const r of releases.reverse()) await r();
     };
     try {
-      const env: Record<string, string> = { ...options.env, SRT_ALLOW_NESTED_USERNS: '0' };
-      const args: string[] = ['--die-with-parent', ...namespaceArgs(), '--hostname', 'tether-sandbox', '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc'];
+      const env: Record<string, string> = { ...options.env };
+      // bubblewrap and everything before the seccomp filter run with a fixed
+      // environment: the command's (LD_PRELOAD, BASH_ENV, … from the agent)
+      // is set by `env -i` only for the command itself, after the filter.
+      const args: string[] = ['--die-with-parent', ...namespaceArgs(), '--hostname', 'tether-sandbox', '--clearenv', '--setenv', 'PATH', SAFE_PATH, '--setenv', 'SRT_ALLOW_NESTED_USERNS', '0', '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc'];
       for (const tmp of ['/tmp', '/var/tmp']) {
         if (!isDir(tmp)) continue;
         if (t.tmpfsSize) args.push('--size', String(Math.min(limits.maxFileBytes, PRIVATE_TMP_BYTES)));
@@ -254,16 +263,17 @@ export class BubblewrapSandbox implements Sandbox {
       }
       args.push('--ro-bind', t.seccomp, t.seccomp);
 
-      let inner: string[] = [t.seccomp, t.bash, '--noprofile', '--norc', '-c', options.line];
+      const command = () => [t.seccomp, t.env, '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), t.bash, '--noprofile', '--norc', '-c', options.line];
+      let inner: string[] | undefined;
       if (profile.network !== 'none') {
         if (!t.socat) throw new SandboxUnavailableError({ reason: 'socat is not installed, and commands with network access need it', fix: 'Install it: `sudo apt-get install socat`, then run the command again.' });
         const net = await this.network.forCommand(profile.network.allowedDomains);
         releases.push(() => net.release());
         for (const path of new Set(net.relays.map((r) => r.path))) args.push('--bind', path, path);
         Object.assign(env, net.env);
-        inner = [t.bash, '--noprofile', '--norc', '-c', relayScript(t.socat, net.relays), 'tether-relay', ...inner];
+        inner = [t.bash, '--noprofile', '--norc', '-c', relayScript(t.socat, net.relays), 'tether-relay', ...command()];
       }
-      args.push('--chdir', options.cwd, ...t.capArgs, '--', ...inner);
+      args.push('--chdir', options.cwd, ...t.capArgs, '--', ...(inner ?? command()));
 
       const limitsForCommand = await this.limiter.prepare(limits.maxProcesses);
       // Everything in the pid namespace is dead when bubblewrap has exited; the
@@ -277,7 +287,7 @@ export class BubblewrapSandbox implements Sandbox {
         file: t.bash,
         args: ['-c', LAUNCHER, 'tether-launch', limitsForCommand.procsFile ?? '', limitsForCommand.nproc !== undefined ? String(limitsForCommand.nproc) : '', fileBlocks, t.bwrap, ...args],
         cwd: options.cwd,
-        env,
+        env: { PATH: SAFE_PATH },
         ...(options.cols !== undefined ? { cols: options.cols } : {}),
         ...(options.rows !== undefined ? { rows: options.rows } : {}),
         timeoutMs: limits.timeoutMs,

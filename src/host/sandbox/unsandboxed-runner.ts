@@ -36,9 +36,11 @@ export class UnsandboxedRunner {
     const proc = spawnInPty({
       file: this.bash,
       args: ['-c', LAUNCHER, 'tether-launch', limits.procsFile ?? '', limits.nproc !== undefined ? String(limits.nproc) : '',
-        String(Math.max(1, Math.floor(options.limits.maxFileBytes / 1024))), this.bash, '--noprofile', '--norc', '-c', options.line],
+        String(Math.max(1, Math.floor(options.limits.maxFileBytes / 1024))),
+        // The launcher runs with a fixed environment; the command's is set for the command alone.
+        '/usr/bin/env', '-i', ...Object.entries(options.env).map(([k, v]) => `${k}=${v}`), this.bash, '--noprofile', '--norc', '-c', options.line],
       cwd: options.cwd,
-      env: options.env,
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin' },
       ...(options.cols !== undefined ? { cols: options.cols } : {}),
       ...(options.rows !== undefined ? { rows: options.rows } : {}),
       timeoutMs: options.limits.timeoutMs,

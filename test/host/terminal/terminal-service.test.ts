@@ -173,6 +173,17 @@ describe('terminal service: decisions', () => {
     expect(h.consent.questions.at(-1)!.proposedGrant).toBeUndefined();
   });
 
+  it('applies the agent\'s variables to the command only, never to the launcher or bubblewrap outside the sandbox', async () => {
+    writeFileSync(join(s.workspace, 'evil.sh'), `echo escaped > ${s.outside}/escaped.txt 2>/dev/null; echo sourced > ${s.workspace}/sourced.txt\n`);
+    const r = await runCommand(h, 'echo ran', { env: [{ name: 'BASH_ENV', value: join(s.workspace, 'evil.sh') }, { name: 'LD_PRELOAD', value: join(s.workspace, 'missing.so') }] });
+    expect(r.output).toContain('ran');
+    expect(h.consent.notes().join('\n')).toMatch(/sets BASH_ENV, LD_PRELOAD, which make programs run code/);
+    // Sourced by the command's own shell, inside the sandbox…
+    expect(readFileSync(join(s.workspace, 'sourced.txt'), 'utf8')).toBe('sourced\n');
+    // …and by nothing outside it.
+    expect(existsSync(join(s.outside, 'escaped.txt'))).toBe(false);
+  });
+
   it('validates params and keeps terminals to their session', async () => {
     await expect(h.service.create({ sessionId: 's1' })).rejects.toThrow(/terminal\/create/);
     const { terminalId } = await h.service.create({ sessionId: 's1', command: 'sleep 5' });
