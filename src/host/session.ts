@@ -164,6 +164,7 @@ export class TetherSession {
       prompt: [{ type: 'text', text: task }],
       _meta: { traceparent: formatTraceparent(trace) },
     });
+    await this.broker.settled();
     return { stopReason: res.stopReason, traceId: trace.traceId };
   }
 
@@ -197,6 +198,7 @@ export class TetherSession {
     this.closed = true;
     this.broker.halt('the session is closed');
     this.grants.revokeSession(this.id);
+    await this.broker.settled();
     await this.audit.append({ type: 'session.end', session: this.id }).catch(() => {});
     this.connection.close();
     this.agent.kill();
