@@ -4,7 +4,7 @@
 // file, and the space used after 1,000 checkpoints.
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CheckpointStore } from '../../src/host/checkpoints/checkpoint-store.ts';
 
@@ -51,7 +51,7 @@ export default async function (): Promise<void> {
   try {
     await mkdir(ws);
     const [genMs, bytes] = await time(() => generate(ws));
-    console.log(`workspace: ${FILES} files, ${mb(bytes)} (generated in ${(genMs / 1000).toFixed(1)} s)`);
+    console.log(`workspace: ${FILES} files, ${mb(bytes)} (generated in ${(genMs / 1000).toFixed(1)} s); load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${availableParallelism()} cores`);
 
     const store = await CheckpointStore.open({ workspace: ws, dataDir: data });
     const [firstMs, first] = await time(() => store.checkpoint(cause));
@@ -111,6 +111,10 @@ export default async function (): Promise<void> {
     const [pruneMs, pruned] = await time(() => store.prune());
     console.log(`prune: ${pruneMs.toFixed(0)} ms, removed ${pruned.removedObjects} objects`);
     await store.close();
+    const [openMs, reopened] = await time(() => CheckpointStore.open({ workspace: ws, dataDir: data }));
+    const [listMs, listed] = await time(() => reopened.list());
+    console.log(`reopen: ${openMs.toFixed(0)} ms; first list() of ${listed.length} checkpoints: ${listMs.toFixed(0)} ms`);
+    await reopened.close();
   } finally {
     await rm(root, { recursive: true, force: true });
   }

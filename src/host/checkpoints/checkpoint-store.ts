@@ -26,8 +26,8 @@
 //     process's checkpoints are noticed by comparing the latest ref.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
-import { join, relative, resolve, sep } from 'node:path';
+import { promises as fsp, realpathSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import git from 'isomorphic-git';
 import { decodeMessage, encodeMessage, type CheckpointMetadata } from './checkpoint-metadata.ts';
 import type {
@@ -442,10 +442,25 @@ export class CheckpointStore {
   private async info(id: string): Promise<CheckpointInfo> {
     const cached = this.infos.get(id);
     if (cached) return cached;
-    const { commit } = await git.readCommit({ fs: this.repo.fs, gitdir: this.repo.gitdir, oid: id });
-    const info = decodeMessage(id, commit.message);
+    const info = decodeMessage(id, await this.commitMessage(id));
     this.infos.set(id, info);
     return info;
+  }
+
+  /** A commit's message; loose commits are read directly (listing a thousand checkpoints through isomorphic-git takes seconds). */
+  private async commitMessage(id: string): Promise<string> {
+    let data: Buffer;
+    try {
+      data = await fsp.readFile(join(this.repo.gitdir, 'objects', id.slice(0, 2), id.slice(2)));
+    } catch (e) {
+      if (!isMissing(e)) throw e;
+      return (await git.readCommit({ fs: this.repo.fs, gitdir: this.repo.gitdir, oid: id })).commit.message;
+    }
+    const { type, content } = inflateLoose(data);
+    if (type !== 'commit' || objectId('commit', content) !== id) throw new CheckpointError(`shadow object ${id} is not the commit it should be (corrupt)`);
+    const text = content.toString('utf8');
+    const body = text.indexOf('\n\n');
+    return body < 0 ? '' : text.slice(body + 2);
   }
 
   private async resolveId(ref: string): Promise<string> {
@@ -466,13 +481,18 @@ export class CheckpointStore {
   /** Workspace-relative path ('' for the workspace) from a relative or absolute path; refuses escapes. */
   private rel(p: string): string {
     if (p.includes('\0')) throw new CheckpointError(`path ${JSON.stringify(p)} contains a NUL byte`);
+    const inside = (abs: string): string | undefined => {
+      const r = relative(this.workspace, abs);
+      if (r === '..' || r.startsWith(`..${sep}`) || isAbsolute(r)) return undefined;
+      return r.split(sep).join('/');
+    };
     const abs = resolve(this.workspace, p);
-    const r = relative(this.workspace, abs);
-    if (r === '') return '';
-    if (r.startsWith('..') || resolve(this.workspace, r) !== abs || r.split(sep).includes('..')) {
-      throw new CheckpointError(`path ${p} is outside the workspace ${this.workspace}`);
-    }
-    return r.split(sep).join('/');
+    const direct = inside(abs);
+    if (direct !== undefined) return direct;
+    // An absolute path that reaches the workspace through a symlink (/tmp vs /private/tmp): canonicalise its directory.
+    const viaLink = inside(canonicalDir(abs));
+    if (viaLink !== undefined) return viaLink;
+    throw new CheckpointError(`path ${p} is outside the workspace ${this.workspace}`);
   }
 
   private roots(paths: readonly string[] | undefined): string[] {
@@ -811,6 +831,21 @@ export class CheckpointStore {
       } catch {
         return;
       }
+    }
+  }
+}
+
+/** `abs` with its deepest existing directory resolved through symlinks (the last component is left as is). */
+function canonicalDir(abs: string): string {
+  let dir = dirname(abs);
+  let rest = basename(abs);
+  for (;;) {
+    try {
+      return join(realpathSync(dir), rest);
+    } catch {
+      if (dirname(dir) === dir) return abs;
+      rest = join(basename(dir), rest);
+      dir = dirname(dir);
     }
   }
 }

@@ -53,10 +53,22 @@ describe('CheckpointStore: taking checkpoints', () => {
     expect((await store.checkpoint(cause))!.changed).toEqual([{ path: 'keep.txt', status: 'modified' }]);
   });
 
-  it('refuses paths outside the workspace', async () => {
-    const { store } = await setup();
+  it('refuses paths outside the workspace, and accepts ones that reach it through a symlink', async () => {
+    const { ws, data, store } = await setup();
     await expect(store.checkpoint({ ...cause, paths: ['../elsewhere'] })).rejects.toThrow(/outside the workspace/);
     await expect(store.checkpoint({ ...cause, paths: ['/etc/passwd'] })).rejects.toThrow(/outside the workspace/);
+    await expect(store.checkpoint({ ...cause, paths: ['a/../../x'] })).rejects.toThrow(/outside the workspace/);
+    await writeFile(join(ws, '..dotdot-name'), 'inside');
+    expect((await store.checkpoint({ ...cause, paths: ['..dotdot-name'] }))!.changed).toEqual([{ path: '..dotdot-name', status: 'added' }]);
+    await store.close();
+    // Opened through a link, given paths through the link: the same store, the same relative paths.
+    const link = join(await tempDir('link'), 'ws-link');
+    await symlink(ws, link);
+    const viaLink = await CheckpointStore.open({ workspace: link, dataDir: data });
+    expect(viaLink.workspace).toBe(ws);
+    await writeFile(join(ws, 'f.txt'), 'f');
+    expect((await viaLink.checkpoint({ ...cause, paths: [join(link, 'f.txt')] }))!.changed).toEqual([{ path: 'f.txt', status: 'added' }]);
+    expect((await viaLink.list()).map((c) => c.seq)).toEqual([2, 1]);
   });
 
   it('notices a change of content with the same size and a change of the executable bit on a full scan', async () => {
