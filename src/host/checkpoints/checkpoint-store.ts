@@ -34,7 +34,7 @@ import type {
   ChangedPath, CheckpointCause, CheckpointInfo, CheckpointKind, CheckpointRequest, DiffResult, FileChange, FileModeName,
   PruneResult, RestoreFile, RestoreOptions, RestorePlan, RestoreResult, SkippedPath, StoreUsage,
 } from './checkpoint-types.ts';
-import { TREE_MODE, decodeTree, inflateLoose, objectId, readBlob, readTree, writeObject, type FileMode, type GitDir } from './git-objects.ts';
+import { TREE_MODE, commitMessage, commitTree, objectId, readBlob, readTree, writeObject, type FileMode, type GitDir } from './git-objects.ts';
 import { IgnoreRules } from './ignore-rules.ts';
 import { atomicWrite, createShadowFs, TMP_PREFIX } from './shadow-fs.ts';
 import { SnapshotTree, type SerializedTree, type StatKey } from './snapshot-tree.ts';
@@ -384,14 +384,14 @@ export class CheckpointStore {
   private async load(latest: Head): Promise<void> {
     // Read the commit and its root tree even with a matching cache: they are what a lost write would take.
     const info = await this.info(latest.id);
-    const { commit } = await git.readCommit({ fs: this.repo.fs, gitdir: this.repo.gitdir, oid: latest.id });
-    await readTree(this.repo, commit.tree);
+    const rootTree = await commitTree(this.repo, latest.id);
+    await readTree(this.repo, rootTree);
     const state = await this.readState();
     if (state && state.id === latest.id && state.seq === latest.seq) {
       this.tree = SnapshotTree.fromJSON(state.tree);
       this.skipped = state.skipped;
     } else {
-      this.tree = await SnapshotTree.load(commit.tree, (oid) => readTree(this.repo, oid));
+      this.tree = await SnapshotTree.load(rootTree, (oid) => readTree(this.repo, oid));
       this.skipped = [...info.skipped];
       this.stateDirty = true;
     }
@@ -442,25 +442,9 @@ export class CheckpointStore {
   private async info(id: string): Promise<CheckpointInfo> {
     const cached = this.infos.get(id);
     if (cached) return cached;
-    const info = decodeMessage(id, await this.commitMessage(id));
+    const info = decodeMessage(id, await commitMessage(this.repo, id));
     this.infos.set(id, info);
     return info;
-  }
-
-  /** A commit's message; loose commits are read directly (listing a thousand checkpoints through isomorphic-git takes seconds). */
-  private async commitMessage(id: string): Promise<string> {
-    let data: Buffer;
-    try {
-      data = await fsp.readFile(join(this.repo.gitdir, 'objects', id.slice(0, 2), id.slice(2)));
-    } catch (e) {
-      if (!isMissing(e)) throw e;
-      return (await git.readCommit({ fs: this.repo.fs, gitdir: this.repo.gitdir, oid: id })).commit.message;
-    }
-    const { type, content } = inflateLoose(data);
-    if (type !== 'commit' || objectId('commit', content) !== id) throw new CheckpointError(`shadow object ${id} is not the commit it should be (corrupt)`);
-    const text = content.toString('utf8');
-    const body = text.indexOf('\n\n');
-    return body < 0 ? '' : text.slice(body + 2);
   }
 
   private async resolveId(ref: string): Promise<string> {
@@ -528,8 +512,7 @@ export class CheckpointStore {
     if (id === this.head?.id) return new Map([...this.tree.files()].map(([p, e]) => [p, { mode: e.mode, oid: e.oid }]));
     const cached = this.trees.get(id);
     if (cached) return cached;
-    const { commit } = await git.readCommit({ fs: this.repo.fs, gitdir: this.repo.gitdir, oid: id });
-    const tree = await SnapshotTree.load(commit.tree, (oid) => readTree(this.repo, oid));
+    const tree = await SnapshotTree.load(await commitTree(this.repo, id), (oid) => readTree(this.repo, oid));
     const map = new Map([...tree.files()].map(([p, e]) => [p, { mode: e.mode, oid: e.oid }]));
     if (this.trees.size >= 4) this.trees.delete(this.trees.keys().next().value!);
     this.trees.set(id, map);
@@ -646,28 +629,24 @@ export class CheckpointStore {
   private async pruneObjects(): Promise<PruneResult> {
     const objectsDir = join(this.repo.gitdir, 'objects');
     const reachable = new Set<string>();
-    const readRaw = async (oid: string): Promise<Buffer> => {
-      try {
-        return inflateLoose(await fsp.readFile(join(objectsDir, oid.slice(0, 2), oid.slice(2)))).content;
-      } catch (e) {
-        if (!isMissing(e)) throw e;
-        const { object } = await git.readObject({ fs: this.repo.fs, gitdir: this.repo.gitdir, oid, format: 'content' });
-        return Buffer.from(object as Uint8Array);
-      }
-    };
+    let sinceYield = 0;
     const walkTree = async (oid: string): Promise<void> => {
       if (reachable.has(oid)) return;
       reachable.add(oid);
-      for (const e of decodeTree(await readRaw(oid))) {
+      if (++sinceYield % 200 === 0) await new Promise<void>((r) => setImmediate(r));
+      for (const e of await readTree(this.repo, oid)) {
         if (e.mode === TREE_MODE) await walkTree(e.oid);
         else reachable.add(e.oid);
       }
     };
     for (const r of await this.refs()) {
       reachable.add(r.id);
-      const commit = (await readRaw(r.id)).toString('utf8');
-      const tree = /^tree ([0-9a-f]{40})$/m.exec(commit)?.[1];
-      if (!tree) throw new CheckpointError(`checkpoint ${r.seq} (${r.id}) is not a readable commit; pruning stopped so nothing reachable is lost`);
+      let tree: string;
+      try {
+        tree = await commitTree(this.repo, r.id);
+      } catch (e) {
+        throw new CheckpointError(`checkpoint ${r.seq} (${r.id}) is not readable (${(e as Error).message}); pruning stopped so nothing reachable is lost`, { cause: e });
+      }
       await walkTree(tree);
     }
     let removedObjects = 0;
@@ -770,6 +749,12 @@ export class CheckpointStore {
   }
 
   private async apply(files: readonly RestoreFile[], target: Map<string, Entry>): Promise<void> {
+    // Trees are checked when read; this is the last line before writing into the workspace.
+    for (const f of files) {
+      if (f.path.split('/').some((seg) => seg === '' || seg === '.' || seg === '..' || seg.toLowerCase() === '.git')) {
+        throw new CheckpointError(`refusing to restore ${JSON.stringify(f.path)}: not a plain path inside the workspace`);
+      }
+    }
     const deletes = files.filter((f) => f.action === 'delete').sort((a, b) => depth(b.path) - depth(a.path));
     for (const f of deletes) {
       const abs = this.scanner.abs(f.path);

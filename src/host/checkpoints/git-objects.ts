@@ -4,9 +4,12 @@
 // written and read by isomorphic-git only, always with an explicit `gitdir`.
 
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { deflate as deflateCb, inflateSync } from 'node:zlib';
 import git from 'isomorphic-git';
+import { unstorableName } from './ignore-rules.ts';
 import type { ShadowFs } from './shadow-fs.ts';
 
 const deflate = promisify(deflateCb);
@@ -70,20 +73,64 @@ export function decodeTree(buf: Uint8Array): RawTreeEntry[] {
   return out;
 }
 
-/** Reads a tree through isomorphic-git (which checks the object's hash and refuses unsafe names). */
-export async function readTree(repo: GitDir, oid: string): Promise<RawTreeEntry[]> {
-  const { tree } = await git.readTree({ fs: repo.fs, gitdir: repo.gitdir, oid });
-  return tree.map((e) => ({ mode: e.mode === '040000' ? TREE_MODE : e.mode, name: e.path, oid: e.oid }));
+/**
+ * Reads an object, checking its type and hash. Loose objects (all that this
+ * store writes) are read synchronously and inflated here: trees and commits
+ * are small, and loading a 10,000-file tree through isomorphic-git's async
+ * path is an order of magnitude slower. Packed objects (after someone ran
+ * `git gc` on the shadow repository) go through isomorphic-git.
+ */
+export async function readObject(repo: GitDir, oid: string, type: 'tree' | 'commit'): Promise<Buffer> {
+  let data: Buffer;
+  try {
+    data = readFileSync(join(repo.gitdir, 'objects', oid.slice(0, 2), oid.slice(2)));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
+    const r = await git.readObject({ fs: repo.fs, gitdir: repo.gitdir, oid, format: 'content' });
+    if (r.type !== type) throw new CorruptObjectError(`object ${oid} is a ${r.type}, not a ${type}`);
+    return Buffer.from(r.object as Uint8Array);
+  }
+  let raw: Buffer;
+  try {
+    raw = inflateSync(data);
+  } catch (e) {
+    throw new CorruptObjectError(`object ${oid} does not inflate: ${(e as Error).message}`);
+  }
+  const nul = raw.indexOf(0);
+  const [kind, size] = raw.toString('latin1', 0, Math.max(nul, 0)).split(' ');
+  const content = raw.subarray(nul + 1);
+  if (nul < 0 || kind !== type || Number(size) !== content.length || objectId(type, content) !== oid) {
+    throw new CorruptObjectError(`object ${oid} is corrupt or not a ${type}`);
+  }
+  return content;
 }
 
-/**
- * Reads a loose object's raw bytes without isomorphic-git, for the reachability
- * walk in pruning (thousands of trees; only their entry lists are needed).
- * Returns undefined when the object is not loose.
- */
-export function inflateLoose(data: Buffer): { type: string; content: Buffer } {
-  const raw = inflateSync(data);
-  const nul = raw.indexOf(0);
-  const [type] = raw.toString('latin1', 0, nul).split(' ');
-  return { type: type!, content: raw.subarray(nul + 1) };
+export class CorruptObjectError extends Error {
+  override readonly name = 'CorruptObjectError';
+}
+
+/** A tree's entries; refuses names that could reach outside the directory (the restore writes by them). */
+export async function readTree(repo: GitDir, oid: string): Promise<RawTreeEntry[]> {
+  const entries = decodeTree(await readObject(repo, oid, 'tree'));
+  for (const e of entries) {
+    if (e.name === '' || e.name.includes('/') || e.name.includes('\0') || unstorableName(e.name) !== undefined) {
+      throw new CorruptObjectError(`tree ${oid} holds the unsafe name ${JSON.stringify(e.name)}`);
+    }
+  }
+  return entries;
+}
+
+/** The root tree of a commit. */
+export async function commitTree(repo: GitDir, oid: string): Promise<string> {
+  const tree = /^tree ([0-9a-f]{40})$/m.exec((await readObject(repo, oid, 'commit')).toString('utf8'))?.[1];
+  if (!tree) throw new CorruptObjectError(`commit ${oid} names no tree`);
+  return tree;
+}
+
+/** A commit's message. */
+export async function commitMessage(repo: GitDir, oid: string): Promise<string> {
+  const text = (await readObject(repo, oid, 'commit')).toString('utf8');
+  const body = text.indexOf('\n\n');
+  return body < 0 ? '' : text.slice(body + 2);
 }

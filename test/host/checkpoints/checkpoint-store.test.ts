@@ -3,7 +3,10 @@ import { hostname } from 'node:os';
 import { chmod, cp, mkdir, readFile, readlink, rename, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import isogit from 'isomorphic-git';
 import { CheckpointError, CheckpointStore, RestoreConflictError } from '../../../src/host/checkpoints/checkpoint-store.ts';
+import { encodeTree, writeObject } from '../../../src/host/checkpoints/git-objects.ts';
+import { createShadowFs } from '../../../src/host/checkpoints/shadow-fs.ts';
 import { cause, fsckShadow, git, picture, sleep, tempDir } from './helpers.ts';
 
 async function setup(opts: Partial<Parameters<typeof CheckpointStore.open>[0]> = {}) {
@@ -294,6 +297,27 @@ describe('CheckpointStore: diff and restore', () => {
     expect((await stat(join(ws, 'd'))).isDirectory()).toBe(true);
     expect(await readFile(join(ws, 'd/f.txt'), 'utf8')).toBe('inside');
     expect(picture(outside)).toEqual({});
+  });
+
+  it.each(['..', '.git', 'a/b'])('refuses to restore from a tampered checkpoint whose tree holds the name %j', async (bad) => {
+    const { ws, data, store, gitdir } = await setup();
+    await writeFile(join(ws, 'f'), '1');
+    const cp1 = await store.checkpoint(cause);
+    await writeFile(join(ws, 'f'), '2');
+    await store.checkpoint(cause);
+    await store.close();
+    // Forge checkpoint 1: same record, a tree with an entry that would escape or hit a .git.
+    const repo = { fs: createShadowFs(gitdir, join(store.storeDir, 'tmp')), gitdir };
+    const blob = await writeObject(repo, 'blob', Buffer.from('evil'));
+    const inner = await writeObject(repo, 'tree', encodeTree([{ mode: '100644', name: 'x', oid: blob }]));
+    const tree = await writeObject(repo, 'tree', encodeTree([{ mode: '40000', name: bad, oid: inner }]));
+    const who = { name: 'x', email: 'x@x', timestamp: 0, timezoneOffset: 0 };
+    const message = git(gitdir, ['--git-dir', gitdir, 'log', '-1', '--format=%B', cp1!.id]).stdout;
+    const forged = await isogit.writeCommit({ fs: repo.fs, gitdir, commit: { tree, parent: [], author: who, committer: who, message } });
+    await isogit.writeRef({ fs: repo.fs, gitdir, ref: 'refs/tether/checkpoints/0000000001', value: forged, force: true });
+    const again = await CheckpointStore.open({ workspace: ws, dataDir: data });
+    await expect(again.restore('1')).rejects.toThrow(/unsafe name/);
+    expect(picture(ws)).toEqual({ f: expect.objectContaining({ type: 'file' }) });
   });
 
   it('resolves checkpoints by seq, id and id prefix, and names what it cannot find', async () => {
