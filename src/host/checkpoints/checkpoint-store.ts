@@ -57,7 +57,7 @@ export interface CheckpointStoreOptions {
   readonly exclude?: readonly string[];
   /** How long an operation waits for another process holding the store. Default 10 s. */
   readonly lockTimeoutMs?: number;
-  /** Delete unreachable objects once this many checkpoints were dropped by retention. Default 20. */
+  /** Delete unreachable objects once this many checkpoints were dropped by retention. Default 50. */
   readonly pruneEvery?: number;
 }
 
@@ -78,6 +78,7 @@ export class RestoreConflictError extends CheckpointError {
 }
 
 const REF_DIR = 'refs/tether/checkpoints';
+const KINDS: readonly CheckpointKind[] = ['turn-start', 'change', 'before-restore', 'restore', 'manual'];
 const refName = (seq: number) => `${REF_DIR}/${String(seq).padStart(10, '0')}`;
 const STATE_VERSION = 1;
 const DAY_MS = 86_400_000;
@@ -147,7 +148,7 @@ export class CheckpointStore {
     this.maxCount = Math.max(1, opts.retention?.maxCount ?? 1000);
     this.maxAgeDays = opts.retention?.maxAgeDays ?? 30;
     this.lockTimeoutMs = opts.lockTimeoutMs ?? 10_000;
-    this.pruneEvery = Math.max(1, opts.pruneEvery ?? 20);
+    this.pruneEvery = Math.max(1, opts.pruneEvery ?? 50);
     const rules = new IgnoreRules({ workspace, respectGitignore: opts.respectGitignore ?? true, exclude: opts.exclude ?? [], excludeDirs });
     this.scanner = new WorkspaceScanner({ workspace, rules, maxFileBytes: this.maxFileBytes });
   }
@@ -258,10 +259,12 @@ export class CheckpointStore {
       if (plan.files.length === 0) return { plan, undoId: this.head?.id, after: undefined };
       const cause: CheckpointCause = options.cause ?? { sessionId: 'restore', turn: 0, requestIds: [], auditSeqs: [] };
       const paths = plan.files.map((f) => f.path);
-      const before = await this.snapshot({ ...cause, paths }, 'before-restore');
+      // Retention waits until the end: it must not drop the checkpoint being restored from.
+      const before = await this.snapshot({ ...cause, paths }, 'before-restore', undefined, false);
       const undoId = before?.id ?? this.head?.id;
       await this.apply(plan.files, targets);
-      const after = await this.snapshot({ ...cause, paths }, 'restore', plan.checkpoint.id);
+      const after = await this.snapshot({ ...cause, paths }, 'restore', plan.checkpoint.id, false);
+      await this.applyRetention();
       return { plan, undoId, after };
     });
   }
@@ -290,6 +293,7 @@ export class CheckpointStore {
 
   /** Saves the stat cache and refuses further calls. */
   close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     return this.exclusive(async () => {
       if (this.stateDirty) await this.saveState();
       this.closed = true;
@@ -519,12 +523,13 @@ export class CheckpointStore {
     return map;
   }
 
-  private async snapshot(req: CheckpointRequest, kind: CheckpointKind, restoredFrom?: string): Promise<CheckpointInfo | undefined> {
+  private async snapshot(req: CheckpointRequest, kind: CheckpointKind, restoredFrom?: string, retain = true): Promise<CheckpointInfo | undefined> {
     const cause = checkCause(req);
-    const roots = req.paths === undefined ? [''] : this.roots(req.paths);
+    if (!KINDS.includes(kind)) throw new CheckpointError(`unknown checkpoint kind ${JSON.stringify(kind)}; use one of ${KINDS.join(', ')}`);
     if (req.paths !== undefined && req.paths.length === 0) return undefined;
+    const roots = req.paths === undefined ? [''] : this.roots(req.paths);
     try {
-      return await this.snapshotRoots(cause, roots, kind, restoredFrom);
+      return await this.snapshotRoots(cause, roots, kind, restoredFrom, retain);
     } catch (e) {
       // The in-memory tree may be half-updated: reload it from disk next time.
       this.valid = false;
@@ -532,7 +537,7 @@ export class CheckpointStore {
     }
   }
 
-  private async snapshotRoots(cause: CheckpointCause, roots: string[], kind: CheckpointKind, restoredFrom: string | undefined): Promise<CheckpointInfo | undefined> {
+  private async snapshotRoots(cause: CheckpointCause, roots: string[], kind: CheckpointKind, restoredFrom: string | undefined, retain: boolean): Promise<CheckpointInfo | undefined> {
     const started = Date.now();
     const scan = await this.scan(roots);
     const changed = new Map<string, ChangedPath['status']>();
@@ -601,7 +606,7 @@ export class CheckpointStore {
     const info: CheckpointInfo = { id, ...meta };
     this.infos.set(id, info);
     await this.saveState();
-    await this.applyRetention();
+    if (retain) await this.applyRetention();
     return info;
   }
 

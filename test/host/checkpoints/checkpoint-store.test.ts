@@ -353,6 +353,23 @@ describe('CheckpointStore: storage', () => {
     expect(fsckShadow(gitdir)).toEqual({ status: 0, problems: [] });
   });
 
+  it('restores from the oldest checkpoint kept even when its own checkpoints push that one out', async () => {
+    const { ws, store, gitdir } = await setup({ retention: { maxCount: 2 }, pruneEvery: 1 });
+    await writeFile(join(ws, 'f'), 'oldest');
+    await store.checkpoint(cause);
+    await writeFile(join(ws, 'f'), 'newer');
+    await store.checkpoint(cause);
+    const [, oldest] = await store.list();
+    await writeFile(join(ws, 'f'), 'edited outside');
+    const r = await store.restore(oldest!.id, { overwriteConflicts: true });
+    expect(await readFile(join(ws, 'f'), 'utf8')).toBe('oldest');
+    // Its before/after checkpoints are the two kept now, and the undo point still works.
+    expect((await store.list()).map((c) => c.kind)).toEqual(['restore', 'before-restore']);
+    await store.restore(r.undoId!);
+    expect(await readFile(join(ws, 'f'), 'utf8')).toBe('edited outside');
+    expect(fsckShadow(gitdir)).toEqual({ status: 0, problems: [] });
+  });
+
   it('drops checkpoints older than maxAgeDays but always keeps the latest', async () => {
     const { ws, store } = await setup({ retention: { maxAgeDays: 0.4 / 86400 } });
     await writeFile(join(ws, 'f'), '1');
