@@ -165,11 +165,12 @@ export class CheckpointStore {
     await fsp.mkdir(resolve(opts.dataDir), { recursive: true, mode: 0o700 });
     const dataDir = await fsp.realpath(opts.dataDir);
     const storeDir = join(dataDir, 'checkpoints', key);
-    if (storeDir === workspace || workspace.startsWith(storeDir + sep)) {
-      throw new CheckpointError(`the workspace ${workspace} is inside Tether's checkpoint store; choose another data directory`);
+    if (dataDir === workspace || workspace.startsWith(dataDir + sep)) {
+      throw new CheckpointError(`the workspace ${workspace} is inside Tether's data directory ${dataDir}; choose another data directory or workspace`);
     }
-    const relStore = relative(workspace, storeDir);
-    const excludeDirs = relStore.startsWith('..') || relStore === '' ? [] : [relStore.split(sep).join('/')];
+    // Tether's own data (this store, audit logs) is never captured, even when it lives in the workspace.
+    const relData = relative(workspace, dataDir);
+    const excludeDirs = relData === '' || relData === '..' || relData.startsWith(`..${sep}`) || isAbsolute(relData) ? [] : [relData.split(sep).join('/')];
     await fsp.mkdir(join(storeDir, 'tmp'), { recursive: true, mode: 0o700 });
     const store = new CheckpointStore(workspace, storeDir, opts, excludeDirs);
     await store.exclusive(() => store.recover());

@@ -107,6 +107,20 @@ describe('CheckpointStore: taking checkpoints', () => {
     void data;
   });
 
+  it('leaves out extra exclude patterns and Tether\'s own data directory inside the workspace', async () => {
+    const ws = await tempDir('ws');
+    const store = await CheckpointStore.open({ workspace: ws, dataDir: join(ws, '.tether-data'), exclude: ['*.tmp', 'cache/'] });
+    await writeFile(join(ws, 'x.tmp'), 't');
+    await mkdir(join(ws, 'cache'));
+    await writeFile(join(ws, 'cache/c'), 'c');
+    await writeFile(join(ws, 'kept.txt'), 'k');
+    await mkdir(join(ws, '.tether-data/audit'), { recursive: true });
+    await writeFile(join(ws, '.tether-data/audit/audit.jsonl'), '{}\n');
+    expect((await store.checkpoint(cause))!.changed.map((c) => c.path)).toEqual(['kept.txt']);
+    expect(await store.checkpoint({ ...cause, paths: ['.tether-data/audit/audit.jsonl', 'x.tmp'] })).toBeUndefined();
+    await expect(CheckpointStore.open({ workspace: join(ws, '.tether-data'), dataDir: join(ws, '.tether-data') })).rejects.toThrow(/inside Tether's data directory/);
+  });
+
   it('skips files over the size limit and records them as skipped', async () => {
     const { ws, store } = await setup({ maxFileBytes: 1000 });
     await writeFile(join(ws, 'small.txt'), 'ok');

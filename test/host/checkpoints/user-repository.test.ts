@@ -46,6 +46,8 @@ async function userRepository(): Promise<string> {
   await writeFile(join(repo, 'dist/bundle.js'), 'built output\n');
   await writeFile(join(repo, 'debug.log'), 'log\n');
   await writeFile(join(repo, 'vendor/sub/lib.c'), 'int lib(void) { return 2; }\n');
+  await writeFile(join(repo, '.git/info/exclude'), 'private-notes.txt\n');
+  await writeFile(join(repo, 'private-notes.txt'), 'excluded through .git/info/exclude\n');
   return repo;
 }
 
@@ -82,6 +84,7 @@ describe('checkpoints in a workspace that is a git repository', () => {
     expect(captured.filter((p) => p.split('/').includes('.git'))).toEqual([]);
     expect(captured).not.toContain('dist/bundle.js');
     expect(captured).not.toContain('debug.log');
+    expect(captured).not.toContain('private-notes.txt');
 
     for (let round = 0; round < 4; round++) {
       await writeFile(join(repo, 'src/app.js'), `console.log('agent ${round}');\n`);
