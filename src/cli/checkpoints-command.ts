@@ -14,6 +14,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { CheckpointError, CheckpointStore } from '../host/checkpoints/checkpoint-store.ts';
 import type { CheckpointInfo, RestorePlan } from '../host/checkpoints/checkpoint-types.ts';
+import { colourDiff } from './tty-consent.ts';
 
 export interface CheckpointsCommandIo {
   readonly stdout: { write(chunk: string): unknown };
@@ -111,7 +112,7 @@ export async function runCheckpointsCommand(args: string[], io: CheckpointsComma
           return 1;
         }
         const d = await store.diff(from, { paths, ...(rest[1] !== undefined ? { to: rest[1] } : {}) });
-        io.stdout.write(d.diff === '' ? `no differences between checkpoint ${d.from.seq} and ${d.to === 'workspace' ? 'the workspace' : `checkpoint ${d.to.seq}`}\n` : d.diff);
+        io.stdout.write(d.diff === '' ? `no differences between checkpoint ${d.from.seq} and ${d.to === 'workspace' ? 'the workspace' : `checkpoint ${d.to.seq}`}\n` : colourDiff(d.diff));
         return 0;
       }
       case 'usage': {
@@ -172,7 +173,7 @@ function preview(plan: RestorePlan): string {
   const mark: Record<string, string> = { create: 'A', overwrite: 'M', delete: 'D' };
   let out = `${plan.summary}\n\n`;
   for (const f of plan.files) out += `  ${f.conflict ? '!' : ' '} ${mark[f.action]} ${JSON.stringify(f.path).slice(1, -1)}${f.conflict ? `  (${f.conflict})` : ''}\n`;
-  return `${out}\n${plan.diff}\n`;
+  return `${out}\n${colourDiff(plan.diff)}\n`;
 }
 
 function describe(c: CheckpointInfo): string {
