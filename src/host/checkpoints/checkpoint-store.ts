@@ -3,7 +3,8 @@
 // Layout: <dataDir>/checkpoints/<sha256(canonical workspace) prefix>/
 //   git/         bare repository written by isomorphic-git (always an explicit
 //                gitdir; the fs it gets refuses any path outside git/)
-//   state.json   the latest checkpoint's tree with a stat key per file
+//   state.json   a checkpoint's tree with a stat key per file, and
+//   state.log    the changes since, one JSON line per checkpoint
 //   store.json   which workspace this store belongs to
 //   tmp/         temporary files, renamed into git/ when complete
 //   lock         the pid of the process working in the store
@@ -19,9 +20,10 @@
 //     Root commits keep ids stable when retention drops old checkpoints.
 //  3. The highest seq is the latest checkpoint: the baseline for "changed
 //     outside Tether" (restore conflicts). Retention never drops it.
-//  4. state.json is a cache: used only when it names the latest commit;
-//     otherwise the tree is reloaded from the repository (stat keys are lost,
-//     so the next full scan re-hashes).
+//  4. state.json + state.log are a cache, used only when replaying the log
+//     from state.json's commit ends at the latest commit (each line names the
+//     commit it applies to); otherwise the tree is reloaded from the
+//     repository (stat keys are lost, so the next full scan re-hashes).
 //  5. Every operation holds the lock file and runs one at a time; another
 //     process's checkpoints are noticed by comparing the latest ref.
 
@@ -37,7 +39,7 @@ import type {
 import { TREE_MODE, commitMessage, commitTree, objectId, readBlob, readTree, writeObject, type FileMode, type GitDir } from './git-objects.ts';
 import { IgnoreRules } from './ignore-rules.ts';
 import { atomicWrite, createShadowFs, TMP_PREFIX } from './shadow-fs.ts';
-import { SnapshotTree, type SerializedTree, type StatKey } from './snapshot-tree.ts';
+import { SnapshotTree, deserializeFile, serializeFile, type FileEntry, type SerializedFile, type SerializedTree, type StatKey } from './snapshot-tree.ts';
 import { acquireLock } from './store-lock.ts';
 import { fileDiff, isBinary, type DiffSide } from './unified-diff.ts';
 import { RACY_MS, WorkspaceScanner, isMissing, minimalRoots, sameStat, underRoot, type ScanResult } from './workspace-scanner.ts';
@@ -97,6 +99,21 @@ interface StateFile {
   readonly skipped: SkippedPath[];
 }
 
+/** One line of state.log: turns the tree of checkpoint `prev` into the tree of `id` (equal for stat-only updates). */
+interface StateLogLine {
+  readonly prev: string;
+  readonly id: string;
+  readonly seq: number;
+  readonly set: SerializedFile[];
+  readonly del: string[];
+  readonly skipped: SkippedPath[];
+}
+
+/** state.json is rewritten (and state.log emptied) past these; otherwise a checkpoint appends one line. */
+const LOG_MAX_LINES = 500;
+const LOG_MAX_BYTES = 4 * 1024 * 1024;
+const LOG_MAX_LINE_FILES = 1000;
+
 interface Entry {
   readonly mode: FileMode;
   readonly oid: string;
@@ -131,7 +148,10 @@ export class CheckpointStore {
   /** Whether `head`/`tree` match the repository (false after a failed checkpoint). */
   private valid = false;
   private opened = false;
-  private stateDirty = false;
+  /** Files changed since the last state write (null: deleted), not yet in state.json or state.log. */
+  private unsaved = new Map<string, FileEntry | null>();
+  private logLines = 0;
+  private logBytes = 0;
   private dropped = 0;
   private closed = false;
   private queue: Promise<unknown> = Promise.resolve();
@@ -296,7 +316,7 @@ export class CheckpointStore {
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     return this.exclusive(async () => {
-      if (this.stateDirty) await this.saveState();
+      if (this.unsaved.size > 0 || this.logLines > 0) await this.saveState();
       this.closed = true;
     });
   }
@@ -391,32 +411,82 @@ export class CheckpointStore {
     const info = await this.info(latest.id);
     const rootTree = await commitTree(this.repo, latest.id);
     await readTree(this.repo, rootTree);
-    const state = await this.readState();
-    if (state && state.id === latest.id && state.seq === latest.seq) {
-      this.tree = SnapshotTree.fromJSON(state.tree);
-      this.skipped = state.skipped;
+    const cached = await this.readState(latest.id);
+    // The cached tree must hash to the commit's tree (directories the log touched are re-hashed, nothing is written).
+    if (cached && (await cached.tree.writeTrees(async (content) => objectId('tree', content))) === rootTree) {
+      this.tree = cached.tree;
+      this.skipped = cached.skipped;
     } else {
       this.tree = await SnapshotTree.load(rootTree, (oid) => readTree(this.repo, oid));
       this.skipped = [...info.skipped];
-      this.stateDirty = true;
+      this.logLines = LOG_MAX_LINES;
     }
+    this.unsaved.clear();
     this.head = latest;
   }
 
-  private async readState(): Promise<StateFile | undefined> {
+  /** The cached tree of checkpoint `id`, from state.json and the lines of state.log that chain from it. */
+  private async readState(id: string): Promise<{ tree: SnapshotTree; skipped: SkippedPath[] } | undefined> {
+    let base: StateFile;
     try {
-      const s = JSON.parse(await fsp.readFile(join(this.storeDir, 'state.json'), 'utf8')) as StateFile;
-      return s.v === STATE_VERSION ? s : undefined;
+      base = JSON.parse(await fsp.readFile(join(this.storeDir, 'state.json'), 'utf8')) as StateFile;
+      if (base.v !== STATE_VERSION) return undefined;
     } catch {
       return undefined;
     }
+    const tree = SnapshotTree.fromJSON(base.tree);
+    let skipped = base.skipped;
+    let cur = base.id;
+    const log = await fsp.readFile(join(this.storeDir, 'state.log'), 'utf8').catch(() => '');
+    this.logLines = 0;
+    this.logBytes = Buffer.byteLength(log);
+    for (const text of log.split('\n')) {
+      if (text === '') continue;
+      let line: StateLogLine;
+      try {
+        line = JSON.parse(text) as StateLogLine;
+      } catch {
+        break; // a torn last line: what follows it (nothing) cannot be trusted either
+      }
+      this.logLines++;
+      if (line.prev !== cur) continue;
+      for (const p of line.del) tree.delete(p);
+      for (const f of line.set) tree.set(f[0], deserializeFile(f));
+      skipped = line.skipped;
+      cur = line.id;
+    }
+    return cur === id ? { tree, skipped } : undefined;
+  }
+
+  /** Records what changed since `prev`: a line in state.log, or a fresh state.json when the log has grown. */
+  private async saveChanges(prev: string): Promise<void> {
+    if (!this.head) return;
+    if (this.logLines >= LOG_MAX_LINES || this.logBytes >= LOG_MAX_BYTES || this.unsaved.size > LOG_MAX_LINE_FILES) {
+      await this.saveState();
+      return;
+    }
+    const set: SerializedFile[] = [];
+    const del: string[] = [];
+    for (const [path, e] of this.unsaved) {
+      if (e) set.push(serializeFile(path, e));
+      else del.push(path);
+    }
+    const line: StateLogLine = { prev, id: this.head.id, seq: this.head.seq, set, del, skipped: this.skipped };
+    const text = `${JSON.stringify(line)}\n`;
+    await fsp.appendFile(join(this.storeDir, 'state.log'), text, { mode: 0o600 });
+    this.logLines++;
+    this.logBytes += Buffer.byteLength(text);
+    this.unsaved.clear();
   }
 
   private async saveState(): Promise<void> {
     if (!this.head) return;
     const state: StateFile = { v: STATE_VERSION, seq: this.head.seq, id: this.head.id, tree: this.tree.toJSON(), skipped: this.skipped };
     await atomicWrite(join(this.storeDir, 'state.json'), JSON.stringify(state), { tmpDir: this.tmpDir });
-    this.stateDirty = false;
+    await fsp.rm(join(this.storeDir, 'state.log'), { force: true });
+    this.logLines = 0;
+    this.logBytes = 0;
+    this.unsaved.clear();
   }
 
   private async refs(): Promise<Head[]> {
@@ -546,11 +616,13 @@ export class CheckpointStore {
     for (const root of scan.roots) {
       for (const [path] of [...tree.files(root)]) {
         if (!scan.files.has(path)) {
-          for (const p of tree.delete(path)) changed.set(p, 'deleted');
+          for (const p of tree.delete(path)) {
+            changed.set(p, 'deleted');
+            this.unsaved.set(p, null);
+          }
         }
       }
     }
-    let statsRefreshed = false;
     await mapLimit([...scan.files], 8, async ([path, f]) => {
       const prev = tree.get(path);
       if (prev && prev.mode === f.mode && sameStat(prev.stat, f.stat)) return;
@@ -559,27 +631,41 @@ export class CheckpointStore {
         read = await this.scanner.read(path, f.mode);
       } catch (e) {
         if (!isMissing(e)) scan.skipped.push({ path, reason: 'unreadable', detail: (e as Error).message });
-        if (prev) for (const p of tree.delete(path)) changed.set(p, 'deleted');
+        if (prev) {
+          for (const p of tree.delete(path)) {
+            changed.set(p, 'deleted');
+            this.unsaved.set(p, null);
+          }
+        }
         return;
       }
       const oid = objectId('blob', read.content);
       const stat = read.content.byteLength === read.stat.size && started - read.stat.mtimeMs > RACY_MS && started - read.stat.ctimeMs > RACY_MS ? read.stat : undefined;
       if (prev && prev.oid === oid && prev.mode === f.mode) {
-        tree.setStat(path, stat);
-        statsRefreshed = true;
+        if (stat === undefined ? prev.stat !== undefined : !sameStat(prev.stat, stat)) {
+          prev.stat = stat;
+          this.unsaved.set(path, prev);
+        }
         return;
       }
       await writeObject(this.repo, 'blob', read.content);
-      for (const p of tree.set(path, { mode: f.mode, oid, stat })) changed.set(p, 'deleted');
-      changed.set(path, prev || changed.has(path) ? 'modified' : 'added');
+      const entry = { mode: f.mode, oid, stat };
+      for (const p of tree.set(path, entry)) {
+        changed.set(p, 'deleted');
+        this.unsaved.set(p, null);
+      }
+      changed.set(path, prev ? 'modified' : 'added');
+      this.unsaved.set(path, entry);
     });
     const skipped = [...this.skipped.filter((s) => !scan.roots.some((r) => underRoot(s.path, r))), ...scan.skipped]
       .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     this.skipped = skipped;
     if (changed.size === 0) {
-      if (statsRefreshed) this.stateDirty = true;
+      // Nothing to commit; keep fresher stat keys so the next scan skips those files.
+      if (this.unsaved.size > 0 && this.head) await this.saveChanges(this.head.id);
       return undefined;
     }
+    const prevId = this.head?.id;
     const treeId = await tree.writeTrees((content) => writeObject(this.repo, 'tree', content));
     const seq = (this.head?.seq ?? 0) + 1;
     const now = new Date();
@@ -606,7 +692,8 @@ export class CheckpointStore {
     await this.pointHead();
     const info: CheckpointInfo = { id, ...meta };
     this.infos.set(id, info);
-    await this.saveState();
+    if (prevId === undefined) await this.saveState();
+    else await this.saveChanges(prevId);
     if (retain) await this.applyRetention();
     return info;
   }

@@ -79,12 +79,6 @@ export class SnapshotTree {
     return displaced;
   }
 
-  /** Updates the stat key of an unchanged file (no tree object changes). */
-  setStat(path: string, stat: StatKey | undefined): void {
-    const e = this.get(path);
-    if (e) e.stat = stat;
-  }
-
   /** Deletes a file or a whole directory; returns the files removed. */
   delete(path: string): string[] {
     const parts = path.split('/');
@@ -168,7 +162,7 @@ export class SnapshotTree {
       for (const [name, child] of dir.children) {
         const path = prefix === '' ? name : `${prefix}/${name}`;
         if (isDir(child)) visit(child, path);
-        else files.push(child.stat ? [path, child.mode, child.oid, child.stat.size, child.stat.mtimeMs, child.stat.ctimeMs, child.stat.ino] : [path, child.mode, child.oid]);
+        else files.push(serializeFile(path, child));
       }
     };
     visit(this.root, '');
@@ -177,11 +171,7 @@ export class SnapshotTree {
 
   static fromJSON(data: SerializedTree): SnapshotTree {
     const tree = new SnapshotTree();
-    for (const f of data.files) {
-      const [path, mode, oid, size, mtimeMs, ctimeMs, ino] = f;
-      const stat = size === undefined ? undefined : { size, mtimeMs: mtimeMs!, ctimeMs: ctimeMs!, ino: ino! };
-      tree.set(path, { mode, oid, stat });
-    }
+    for (const f of data.files) tree.set(f[0], deserializeFile(f));
     for (const [path, oid] of data.dirs) {
       const node = path === '' ? tree.root : tree.node(path);
       if (isDir(node)) node.oid = oid;
@@ -212,6 +202,15 @@ export class SnapshotTree {
 }
 
 export type SerializedFile = [string, FileMode, string, number?, number?, number?, number?];
+
+export function serializeFile(path: string, e: FileEntry): SerializedFile {
+  return e.stat ? [path, e.mode, e.oid, e.stat.size, e.stat.mtimeMs, e.stat.ctimeMs, e.stat.ino] : [path, e.mode, e.oid];
+}
+
+export function deserializeFile(f: SerializedFile): FileEntry {
+  const [, mode, oid, size, mtimeMs, ctimeMs, ino] = f;
+  return { mode, oid, stat: size === undefined ? undefined : { size, mtimeMs: mtimeMs!, ctimeMs: ctimeMs!, ino: ino! } };
+}
 export interface SerializedTree {
   readonly files: SerializedFile[];
   readonly dirs: [string, string][];

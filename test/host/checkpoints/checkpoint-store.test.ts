@@ -430,6 +430,44 @@ describe('CheckpointStore: storage', () => {
     expect(await third.checkpoint(cause)).toBeUndefined();
   });
 
+  it('reopens from its state log exactly as the repository says, and ignores a log that disagrees', async () => {
+    const { ws, data, store } = await setup();
+    await writeFile(join(ws, 'a'), 'a1');
+    await writeFile(join(ws, 'b'), 'b1');
+    await mkdir(join(ws, 'd'));
+    await writeFile(join(ws, 'd/x'), 'x');
+    await store.checkpoint(cause);
+    await writeFile(join(ws, 'a'), 'a2');
+    await store.checkpoint({ ...cause, paths: ['a'] });
+    await rm(join(ws, 'd'), { recursive: true });
+    await writeFile(join(ws, 'd'), 'd is a file now');
+    await chmod(join(ws, 'b'), 0o755);
+    await store.checkpoint({ ...cause, paths: ['d', 'b'] });
+    await writeFile(join(ws, 'c'), 'c');
+    const last = await store.checkpoint(cause);
+    const expected = await store.diff('1', { to: last!.id });
+    const log = (await readFile(join(store.storeDir, 'state.log'), 'utf8')).trim().split('\n');
+    expect(log).toHaveLength(3);
+    // No close(): as after a crash, state.json is from checkpoint 1 and the log carries the rest.
+    const reopened = await CheckpointStore.open({ workspace: ws, dataDir: data });
+    expect(await reopened.diff('1', { to: last!.id })).toEqual(expected);
+    expect(await reopened.checkpoint(cause)).toBeUndefined();
+    await reopened.close();
+
+    // A log line that names the right commits but the wrong content is caught by hashing the tree.
+    const third = await CheckpointStore.open({ workspace: ws, dataDir: data });
+    await writeFile(join(ws, 'a'), 'a3');
+    const cp = await third.checkpoint({ ...cause, paths: ['a'] });
+    const good = await third.diff('1', { to: cp!.id });
+    const lines = (await readFile(join(store.storeDir, 'state.log'), 'utf8')).trim().split('\n');
+    const forged = JSON.parse(lines.at(-1)!) as { set: [string, string, string][] };
+    forged.set[0]![2] = '0123456789012345678901234567890123456789';
+    await writeFile(join(store.storeDir, 'state.log'), [...lines.slice(0, -1), JSON.stringify(forged)].join('\n') + '\n');
+    const fourth = await CheckpointStore.open({ workspace: ws, dataDir: data });
+    expect(await fourth.diff('1', { to: cp!.id })).toEqual(good);
+    expect(await fourth.checkpoint(cause)).toBeUndefined();
+  });
+
   it('drops a latest checkpoint whose objects were lost, and carries on from the one before', async () => {
     const { ws, data, store, gitdir } = await setup();
     await writeFile(join(ws, 'f'), '1');
