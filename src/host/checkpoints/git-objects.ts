@@ -16,7 +16,6 @@ const deflate = promisify(deflateCb);
 
 export type FileMode = '100644' | '100755' | '120000';
 export const TREE_MODE = '40000';
-export const EMPTY_TREE = '4b825dc642cb6eb9a060e54bf8d69288fbee4904';
 
 export function objectId(type: 'blob' | 'tree' | 'commit', content: Uint8Array): string {
   return createHash('sha1').update(`${type} ${content.byteLength}\0`).update(content).digest('hex');
