@@ -4,15 +4,21 @@
 // overwrites files changed outside Tether. Without a terminal and without
 // `--yes`, a restore is refused: nothing is ever restored unconfirmed.
 //
-// Not here: brokering and auditing. In the app, restores go through the
-// broker (consent with the same plan, audit); the CLI works on the user's own
-// behalf, like `git checkout`.
+// A restore goes through the broker like the app's "undo to here": policy
+// decides it, the y/N answer (or --yes, recorded as a preset) is the consent,
+// and the decision and outcome are in the audit log (--audit-dir).
 
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { CheckpointError, CheckpointStore } from '../host/checkpoints/checkpoint-store.ts';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { JsonlAuditWriter } from '../host/audit/jsonl-audit-writer.ts';
+import { Broker } from '../host/broker.ts';
+import { restoreThroughBroker } from '../host/checkpoints/brokered-restore.ts';
+import { FixedConsent, GrantStore } from '../host/consent.ts';
+import { defaultDataDir } from '../host/data-dir.ts';
+import { CedarPolicyEngine } from '../host/policy/cedar-policy-engine.ts';
 import type { CheckpointInfo, RestorePlan } from '../host/checkpoints/checkpoint-types.ts';
 import { colourDiff } from './tty-consent.ts';
 
@@ -36,17 +42,10 @@ options:
   --yes                     restore without asking
   --force                   restore over files changed outside Tether since the latest checkpoint
   --data-dir DIR            Tether's data directory (default: $TETHER_DATA_DIR or the platform's)
+  --audit-dir DIR           where a restore is audited (default: DATA_DIR/audit)
 
 ID is a checkpoint number (as in \`list\`), an id or an id prefix.
 `;
-
-/** Tether's data directory when none is given: $TETHER_DATA_DIR, else the platform's usual place. */
-export function defaultDataDir(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): string {
-  if (env.TETHER_DATA_DIR) return env.TETHER_DATA_DIR;
-  if (platform === 'darwin') return join(homedir(), 'Library', 'Application Support', 'Tether');
-  if (platform === 'win32') return join(env.APPDATA ?? join(homedir(), 'AppData', 'Roaming'), 'Tether');
-  return join(env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'tether');
-}
 
 export async function runCheckpointsCommand(args: string[], io: CheckpointsCommandIo): Promise<number> {
   let parsed;
@@ -57,6 +56,7 @@ export async function runCheckpointsCommand(args: string[], io: CheckpointsComma
       options: {
         workspace: { type: 'string', short: 'w' },
         'data-dir': { type: 'string' },
+        'audit-dir': { type: 'string' },
         path: { type: 'string', multiple: true },
         yes: { type: 'boolean', short: 'y' },
         force: { type: 'boolean' },
@@ -121,7 +121,12 @@ export async function runCheckpointsCommand(args: string[], io: CheckpointsComma
         return 0;
       }
       case 'restore':
-        return await restore(store, rest[0]!, paths, { yes: opts.yes ?? false, force: opts.force ?? false, dataDir: opts['data-dir'] }, io);
+        return await restore(store, rest[0]!, paths, {
+          yes: opts.yes ?? false,
+          force: opts.force ?? false,
+          dataDir: opts['data-dir'],
+          auditDir: opts['audit-dir'] ?? join(opts['data-dir'] ?? defaultDataDir(), 'audit'),
+        }, io);
     }
     return 2;
   } catch (e) {
@@ -137,6 +142,7 @@ interface RestoreFlags {
   readonly yes: boolean;
   readonly force: boolean;
   readonly dataDir: string | undefined;
+  readonly auditDir: string;
 }
 
 async function restore(store: CheckpointStore, id: string, paths: string[], flags: RestoreFlags, io: CheckpointsCommandIo): Promise<number> {
@@ -162,7 +168,21 @@ async function restore(store: CheckpointStore, id: string, paths: string[], flag
       return 1;
     }
   }
-  const result = await store.restore(id, { paths, overwriteConflicts: flags.force, expectedFingerprint: plan.fingerprint, cause: { sessionId: 'cli', turn: 0, requestIds: [], auditSeqs: [] } });
+  const audit = await JsonlAuditWriter.open(flags.auditDir);
+  let result;
+  try {
+    const broker = new Broker({
+      policy: await CedarPolicyEngine.load({ protectedPaths: [flags.auditDir] }),
+      consent: flags.yes ? new FixedConsent('once', '--yes') : { ask: async () => 'once' }, // the y/N above was the user's answer
+      grants: new GrantStore(),
+      audit,
+      actor: { user: process.env['USER'] ?? 'unknown', device: hostname(), agent: 'tether-cli' },
+      consentTimeoutMs: 60_000,
+    });
+    result = await restoreThroughBroker({ broker, store, sessionId: 'cli', checkpoint: id, paths, overwriteConflicts: flags.force });
+  } finally {
+    await audit.close();
+  }
   io.stdout.write(`restored ${result.plan.files.length} file${result.plan.files.length === 1 ? '' : 's'} from checkpoint ${plan.checkpoint.seq}.`);
   const dataDir = flags.dataDir ? ` --data-dir ${quoteArg(flags.dataDir)}` : '';
   io.stdout.write(result.undoId ? ` To undo: tether checkpoints restore ${result.undoId.slice(0, 12)} --workspace ${quoteArg(store.workspace)}${dataDir}\n` : '\n');

@@ -75,6 +75,12 @@ export interface OutcomeEvent {
   readonly seq: number;
 }
 
+/** Runs around every allowed effect (checkpoints). `before` failing fails the effect. */
+export interface EffectHooks {
+  before?(request: CapabilityRequest): Promise<void>;
+  after?(request: CapabilityRequest, outcome: AuditOutcome, decisionSeq: number): Promise<void>;
+}
+
 export interface BrokerOptions {
   readonly policy: PolicyEngine;
   readonly consent: ConsentPort;
@@ -83,6 +89,7 @@ export interface BrokerOptions {
   readonly actor: AuditActor;
   /** How long a consent question waits before it is denied. */
   readonly consentTimeoutMs: number;
+  readonly hooks?: EffectHooks;
 }
 
 export class Broker {
@@ -127,6 +134,7 @@ export class Broker {
     let outcome: AuditOutcome;
     let result: T;
     try {
+      await this.opts.hooks?.before?.(request);
       const done = await options.effect();
       result = done.result;
       outcome = { ...done.outcome, ok: true, durationMs: round(performance.now() - started) };
@@ -136,6 +144,7 @@ export class Broker {
       throw e;
     }
     this.recordOutcome(request, outcome);
+    await this.opts.hooks?.after?.(request, outcome, receipt.seq);
     return result;
   }
 
