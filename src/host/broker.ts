@@ -10,6 +10,10 @@
 //  3. A grant can turn "ask" into allow; nothing turns "deny" into allow.
 //  4. After `halt()` (stop button, kill switch) every pending and new request
 //     is denied until `resume()`.
+//  5. The outcome record is appended before the result goes back, but the
+//     reply does not wait for its fsync: it rides the next group commit (and
+//     `settled()` / the writer's close). A crash in that window can lose an
+//     outcome, never a decision.
 
 import type { AuditActor, AuditOutcome, AuditRequest } from '../common/audit-record.ts';
 import type { CapabilityRequest } from '../common/capability.ts';
@@ -117,6 +121,12 @@ export interface OutcomeEvent {
   readonly seq: number;
 }
 
+/** Runs around every allowed effect (checkpoints). `before` failing fails the effect. */
+export interface EffectHooks {
+  before?(request: CapabilityRequest): Promise<void>;
+  after?(request: CapabilityRequest, outcome: AuditOutcome, decisionSeq: number): Promise<void>;
+}
+
 export interface BrokerOptions {
   readonly policy: PolicyEngine;
   readonly consent: ConsentPort;
@@ -125,6 +135,7 @@ export interface BrokerOptions {
   readonly actor: AuditActor;
   /** How long a consent question waits before it is denied. */
   readonly consentTimeoutMs: number;
+  readonly hooks?: EffectHooks;
 }
 
 export class Broker {
@@ -137,6 +148,7 @@ export class Broker {
 
   private halted: string | undefined;
   private readonly pending = new Set<AbortController>();
+  private readonly outcomes = new Set<Promise<void>>();
 
   private readonly opts: BrokerOptions;
   constructor(opts: BrokerOptions) {
@@ -168,18 +180,23 @@ export class Broker {
     let outcome: AuditOutcome;
     let result: T;
     try {
+      await this.opts.hooks?.before?.(request);
       const done = await options.effect();
       result = done.result;
       outcome = { ...done.outcome, ok: true, durationMs: round(performance.now() - started) };
     } catch (e) {
       outcome = { ok: false, error: (e as Error).message, durationMs: round(performance.now() - started) };
-      const seq = await this.recordOutcome(request, outcome);
-      this.didComplete.fire({ request, outcome, seq });
+      this.recordOutcome(request, outcome);
       throw e;
     }
-    const seq = await this.recordOutcome(request, outcome);
-    this.didComplete.fire({ request, outcome, seq });
+    this.recordOutcome(request, outcome);
+    await this.opts.hooks?.after?.(request, outcome, receipt.seq);
     return result;
+  }
+
+  /** Resolves when every outcome record appended so far is durable. */
+  async settled(): Promise<void> {
+    while (this.outcomes.size > 0) await Promise.allSettled([...this.outcomes]);
   }
 
   /**
@@ -398,7 +415,17 @@ export class Broker {
     });
   }
 
-  private async recordOutcome(request: CapabilityRequest, outcome: AuditOutcome): Promise<number> {
+  private recordOutcome(request: CapabilityRequest, outcome: AuditOutcome): void {
+    const p = this.appendOutcome(request, outcome).then(
+      (seq) => this.didComplete.fire({ request, outcome, seq }),
+      // The writer is now failed and denies every further decision (fail closed).
+      (e: unknown) => console.error(`tether: an outcome record could not be written: ${(e as Error).message}`),
+    );
+    this.outcomes.add(p);
+    void p.finally(() => this.outcomes.delete(p));
+  }
+
+  private async appendOutcome(request: CapabilityRequest, outcome: AuditOutcome): Promise<number> {
     const receipt = await this.opts.audit.append({
       type: 'outcome',
       session: request.sessionId,

@@ -19,6 +19,10 @@ import { Broker } from './broker.ts';
 import { GrantStore, type ConsentPort } from './consent.ts';
 import { FsEffects } from './fs-effects.ts';
 import type { PolicyEngine } from './policy/policy-engine.ts';
+import { restoreThroughBroker } from './checkpoints/brokered-restore.ts';
+import type { CheckpointStore } from './checkpoints/checkpoint-store.ts';
+import type { CheckpointInfo, RestoreResult } from './checkpoints/checkpoint-types.ts';
+import { SessionCheckpoints } from './checkpoints/session-checkpoints.ts';
 import { WorkspaceJail } from './workspace-jail.ts';
 
 export type Provider = 'anthropic' | 'openai';
@@ -44,6 +48,8 @@ export interface SessionOptions {
   readonly consentTimeoutMs?: number;
   readonly maxTurns?: number;
   readonly actor?: Partial<AuditActor>;
+  /** Checkpoints every change so it can be undone (shadow repository). */
+  readonly checkpoints?: CheckpointStore;
 }
 
 export interface PromptResult {
@@ -64,6 +70,7 @@ export class TetherSession {
   private readonly agent: AgentProcess;
   private readonly connection: ClientConnection;
   private readonly acpSessionId: string;
+  private readonly checkpoints: { store: CheckpointStore; hooks: SessionCheckpoints } | undefined;
   private readonly didUpdate = new Emitter<SessionNotification>();
   private readonly didExit = new Emitter<AgentExit>();
   /** ACP `session/update` notifications from the agent (text, tool calls). */
@@ -75,7 +82,9 @@ export class TetherSession {
   private constructor(parts: {
     id: string; broker: Broker; grants: GrantStore; jail: WorkspaceJail; audit: AuditWriter; agent: AgentProcess;
     connection: ClientConnection; acpSessionId: string;
+    checkpoints: { store: CheckpointStore; hooks: SessionCheckpoints } | undefined;
   }) {
+    this.checkpoints = parts.checkpoints;
     this.id = parts.id;
     this.broker = parts.broker;
     this.grants = parts.grants;
@@ -95,6 +104,8 @@ export class TetherSession {
       agent: opts.actor?.agent ?? 'tether-builtin',
       model: opts.actor?.model ?? `${opts.model.provider}/${opts.model.model}`,
     };
+    let sessionId = 'starting';
+    const checkpoints = opts.checkpoints ? new SessionCheckpoints(opts.checkpoints, () => sessionId) : undefined;
     const broker = new Broker({
       policy: opts.policy,
       consent: opts.consent,
@@ -102,6 +113,7 @@ export class TetherSession {
       audit: opts.audit,
       actor,
       consentTimeoutMs: opts.consentTimeoutMs ?? 5 * 60_000,
+      ...(checkpoints ? { hooks: checkpoints } : {}),
     });
     const fs = new FsEffects(jail);
     const sessions = new Set<string>();
@@ -141,8 +153,13 @@ export class TetherSession {
       return fail(e);
     }
     sessions.add(created.sessionId);
+    sessionId = created.sessionId;
+    checkpoints?.start();
 
-    const session = new TetherSession({ id: created.sessionId, broker, grants, jail, audit: opts.audit, agent, connection, acpSessionId: created.sessionId });
+    const session = new TetherSession({
+      id: created.sessionId, broker, grants, jail, audit: opts.audit, agent, connection, acpSessionId: created.sessionId,
+      checkpoints: checkpoints && opts.checkpoints ? { store: opts.checkpoints, hooks: checkpoints } : undefined,
+    });
     updates.event((n) => session.didUpdate.fire(n));
     await opts.audit.append({ type: 'session.start', session: session.id, actor, detail: { workspace: jail.root, provider: opts.model.provider, model: opts.model.model } });
     void agent.exited.then(async (exit) => {
@@ -159,11 +176,13 @@ export class TetherSession {
   async prompt(task: string, trace: TraceContext = newTrace()): Promise<PromptResult> {
     if (this.closed) throw new SessionError('the session is closed');
     this.broker.resume();
+    this.checkpoints?.hooks.beginTurn();
     const res = await this.connection.agent.request('session/prompt', {
       sessionId: this.acpSessionId,
       prompt: [{ type: 'text', text: task }],
       _meta: { traceparent: formatTraceparent(trace) },
     });
+    await this.broker.settled();
     return { stopReason: res.stopReason, traceId: trace.traceId };
   }
 
@@ -186,6 +205,18 @@ export class TetherSession {
     });
   }
 
+  /** The session's checkpoints, newest first (empty when checkpoints are off). */
+  listCheckpoints(): Promise<CheckpointInfo[]> {
+    return this.checkpoints ? this.checkpoints.store.list() : Promise.resolve([]);
+  }
+
+  /** "Undo to here": a brokered, consented, audited restore (itself undoable). */
+  async restoreCheckpoint(checkpoint: string, opts: { paths?: readonly string[]; overwriteConflicts?: boolean } = {}): Promise<RestoreResult> {
+    if (!this.checkpoints) throw new SessionError('checkpoints are off for this session');
+    this.broker.resume();
+    return restoreThroughBroker({ broker: this.broker, store: this.checkpoints.store, sessionId: this.id, checkpoint, ...opts });
+  }
+
   /** The stop button: denies pending and new requests at once, and cancels the turn. */
   async stop(reason = 'stopped by the user'): Promise<void> {
     this.broker.halt(reason);
@@ -197,6 +228,7 @@ export class TetherSession {
     this.closed = true;
     this.broker.halt('the session is closed');
     this.grants.revokeSession(this.id);
+    await this.broker.settled();
     await this.audit.append({ type: 'session.end', session: this.id }).catch(() => {});
     this.connection.close();
     this.agent.kill();

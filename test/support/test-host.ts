@@ -56,6 +56,7 @@ export async function startTestHost(opts: {
     baseUrl: opts.provider === 'openai' ? `${model.url}/v1` : model.url,
     consent: user,
     auditDir,
+    dataDir: await mkdtemp(join(tmpdir(), 'tether-data-')),
     apiKey: () => 'test-upstream-key',
     ...(opts.policyFiles ? { policyFiles: opts.policyFiles } : {}),
     ...(opts.consentTimeoutMs ? { consentTimeoutMs: opts.consentTimeoutMs } : {}),
