@@ -209,6 +209,8 @@ export class Broker {
    *
    * "Allow for this session" is offered only when exactly one part needs
    * consent and it has an exact grant (proposeGrant); it then grants that part.
+   * The effect hooks (checkpoints) run before the effect starts and after its
+   * outcome is recorded, as for execute().
    */
   async executeCompound<T>(request: CapabilityRequest, options: CompoundOptions<T>): Promise<CompoundExecution<T>> {
     const { decision, parts } = await this.decideCompound(request, options);
@@ -230,26 +232,40 @@ export class Broker {
       throw new RequestDenied({ decidedBy: decision.decidedBy, policyIds: decision.policy.policyIds, reason: decision.reason });
     }
     const started = performance.now();
-    const finish = async (outcome: AuditOutcome) => {
+    // Unlike execute(), `completed` waits for the outcome's fsync: a command's
+    // outcome (its changed files) is durable before wait_for_exit answers.
+    const finish = async (outcome: AuditOutcome, effectRan: boolean) => {
       let seq: number | undefined;
+      const append = this.appendOutcome(request, outcome);
+      const tracked = append.then(() => {}, () => {});
+      this.outcomes.add(tracked);
+      void tracked.finally(() => this.outcomes.delete(tracked));
       try {
-        seq = await this.recordOutcome(request, outcome);
+        seq = await append;
         this.didComplete.fire({ request, outcome, seq });
       } catch (e) {
-        console.error('tether: the outcome of a request could not be recorded:', e);
+        console.error(`tether: an outcome record could not be written: ${(e as Error).message}`);
+      }
+      if (effectRan) {
+        try {
+          await this.opts.hooks?.after?.(request, outcome, receipt.seq);
+        } catch (e) {
+          console.error(`tether: the after-effect hook failed: ${(e as Error).message}`);
+        }
       }
       return { outcome, seq };
     };
     let deferred: DeferredEffect<T>;
     try {
+      await this.opts.hooks?.before?.(request);
       deferred = await options.effect();
     } catch (e) {
-      await finish({ ok: false, error: (e as Error).message, durationMs: round(performance.now() - started) });
+      await finish({ ok: false, error: (e as Error).message, durationMs: round(performance.now() - started) }, false);
       throw e;
     }
     const completed = deferred.outcome.then(
-      (o) => finish({ durationMs: round(performance.now() - started), ...o, ok: o.ok ?? true }),
-      (e: unknown) => finish({ ok: false, error: (e as Error).message, durationMs: round(performance.now() - started) }),
+      (o) => finish({ durationMs: round(performance.now() - started), ...o, ok: o.ok ?? true }, true),
+      (e: unknown) => finish({ ok: false, error: (e as Error).message, durationMs: round(performance.now() - started) }, true),
     );
     return { result: deferred.result, decision, seq: receipt.seq, completed };
   }

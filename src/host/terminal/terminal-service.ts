@@ -62,20 +62,6 @@ export interface TerminalServiceOptions {
   readonly maxTerminalsPerSession?: number;
   /** Change accounting limits; `false` turns accounting off (benchmarks only). */
   readonly accounting?: Partial<AccountingLimits> | false;
-  /**
-   * Runs after the decision is recorded and before the command starts (a
-   * checkpoint of the workspace, say). If it throws, the command does not run
-   * and the agent gets the error.
-   */
-  readonly beforeRun?: (info: CommandInfo) => Promise<void>;
-}
-
-export interface CommandInfo {
-  readonly sessionId: string;
-  readonly requestId: string;
-  readonly workspace: string;
-  readonly line: string;
-  readonly cwd: string;
 }
 
 export interface TerminalContext {
@@ -214,7 +200,6 @@ export class TerminalService {
       ...(ctx.signal ? { signal: ctx.signal } : {}),
       preview: async (decided) => this.preview(line, cwd, profile, mustAsk, decided, notes),
       effect: async () => {
-        await this.opts.beforeRun?.({ sessionId, requestId: request.id, workspace, line, cwd });
         const before = this.accounting ? await snapshotWorkspace(workspace, this.accounting.maxEntries) : undefined;
         const runOptions = { line, cwd, env: env.env, cols: 120, rows: 30 };
         const proc = profile

@@ -180,13 +180,14 @@ describe('Broker.executeCompound', () => {
     expect(records().map((x) => x.decision?.decidedBy)).toEqual(['kill-switch', 'error']);
   });
 
-  it('leaves Broker.execute as it was: one request, one decision', async () => {
+  it('leaves Broker.execute as it is: one request, one decision, no parts detail', async () => {
     const req = exec('make').request;
     const result = await broker.execute(req, {
       preview: async () => ({ type: 'exec', command: 'make', cwd: '/ws', sandbox: 'unsandboxed', notes: [] }),
       effect: async () => ({ result: 42, outcome: { exitCode: 0 } }),
     });
     expect(result).toBe(42);
+    await broker.settled();
     expect(consent.questions[0]!.proposedGrant).toEqual({ actions: ['exec'], command: { program: 'make', args: [] } });
     expect(records().map((x) => x.type)).toEqual(['decision', 'outcome']);
     expect(records()[0]!.detail).toBeUndefined();

@@ -9,7 +9,7 @@ import type { AuditRecord } from '../../../src/common/audit-record.ts';
 import type { ConsentQuestion } from '../../../src/common/consent.ts';
 import type { ConsentAnswer } from '../../../src/common/decision.ts';
 import { JsonlAuditWriter } from '../../../src/host/audit/jsonl-audit-writer.ts';
-import { Broker } from '../../../src/host/broker.ts';
+import { Broker, type EffectHooks } from '../../../src/host/broker.ts';
 import { GrantStore, type ConsentPort } from '../../../src/host/consent.ts';
 import { CedarPolicyEngine } from '../../../src/host/policy/cedar-policy-engine.ts';
 import type { Sandbox } from '../../../src/host/sandbox/sandbox.ts';
@@ -44,7 +44,7 @@ export interface Host {
 
 let policyFiles = 0;
 
-export async function makeHost(s: Scratch, sandbox: Sandbox, opts: { userPolicy?: string; service?: Partial<TerminalServiceOptions> } = {}): Promise<Host> {
+export async function makeHost(s: Scratch, sandbox: Sandbox, opts: { userPolicy?: string; service?: Partial<TerminalServiceOptions>; hooks?: EffectHooks } = {}): Promise<Host> {
   const audit = await JsonlAuditWriter.open(join(s.base, 'audit'));
   const consent = new ScriptedConsent();
   const grants = new GrantStore();
@@ -55,7 +55,7 @@ export async function makeHost(s: Scratch, sandbox: Sandbox, opts: { userPolicy?
     userFiles.push(file);
   }
   const policy = await CedarPolicyEngine.load({ protectedPaths: [s.state, join(s.base, 'audit')], userFiles });
-  const broker = new Broker({ policy, consent, grants, audit, actor: { user: 'tester', device: 'ci', agent: 'red-team' }, consentTimeoutMs: 10_000 });
+  const broker = new Broker({ policy, consent, grants, audit, actor: { user: 'tester', device: 'ci', agent: 'red-team' }, consentTimeoutMs: 10_000, ...(opts.hooks ? { hooks: opts.hooks } : {}) });
   const service = new TerminalService({
     broker,
     sandbox,

@@ -132,22 +132,25 @@ describe('terminal service: decisions', () => {
     expect(parts[1]!.subject).toContain(join(s.workspace, 'README.md'));
   });
 
-  it('runs beforeRun after the decision and before the command, and runs nothing when it fails', async () => {
+  it('runs the broker\'s effect hooks (checkpoints) around a command: before it starts, after with its changed files', async () => {
     const seen: string[] = [];
     const svc = await makeHost(s, sb, {
-      service: {
-        beforeRun: async (info) => {
-          seen.push(`${info.line}@${existsSync(join(s.workspace, 'hook-order.txt'))}`);
-          if (info.line.includes('fail')) throw new Error('checkpoint failed: disk full');
+      hooks: {
+        before: async (req) => {
+          seen.push(`before ${req.command?.line} exists=${existsSync(join(s.workspace, 'hook-order.txt'))}`);
+          if (req.command?.line.includes('fail')) throw new Error('no checkpoint could be taken: disk full');
+        },
+        after: async (req, outcome, seq) => {
+          seen.push(`after ${req.command?.line} ${outcome.changedFiles?.map((f) => f.path.slice(s.workspace.length + 1)).join(',')} seq=${typeof seq}`);
         },
       },
     });
     try {
       await runCommand(svc, 'touch hook-order.txt');
-      await expect(svc.service.create({ sessionId: 's1', command: 'touch fail.txt' })).rejects.toThrow(/checkpoint failed: disk full/);
+      await expect(svc.service.create({ sessionId: 's1', command: 'touch fail.txt' })).rejects.toThrow(/no checkpoint could be taken: disk full/);
       expect(existsSync(join(s.workspace, 'fail.txt'))).toBe(false);
-      expect(seen).toEqual(['touch hook-order.txt@false', 'touch fail.txt@true']);
-      expect(svc.records().at(-1)!.outcome).toMatchObject({ ok: false, error: 'checkpoint failed: disk full' });
+      expect(seen).toEqual(['before touch hook-order.txt exists=false', 'after touch hook-order.txt hook-order.txt seq=number', 'before touch fail.txt exists=true']);
+      expect(svc.records().at(-1)!.outcome).toMatchObject({ ok: false, error: 'no checkpoint could be taken: disk full' });
     } finally {
       await svc.close();
     }
