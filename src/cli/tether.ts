@@ -28,6 +28,8 @@ run options:
   --audit-dir DIR          where the audit log goes (default: DATA_DIR/audit)
   --data-dir DIR           Tether's data directory, for checkpoints (default: $TETHER_DATA_DIR or the platform's)
   --no-checkpoints         do not checkpoint the agent's changes (they cannot be undone)
+  --no-commands            do not offer the agent shell commands at all
+  --allow-domain D         a domain commands may reach through the sandbox proxy, if policy allows (repeatable)
   --consent-timeout S      seconds a consent question waits before it is denied (default 300)
   --max-turns N            stop the agent after N model turns
 
@@ -81,6 +83,8 @@ async function runCommand(args: string[]): Promise<number> {
       'audit-dir': { type: 'string' },
       'data-dir': { type: 'string' },
       'no-checkpoints': { type: 'boolean' },
+      'no-commands': { type: 'boolean' },
+      'allow-domain': { type: 'string', multiple: true },
       'consent-timeout': { type: 'string' },
       'max-turns': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -107,6 +111,8 @@ async function runCommand(args: string[]): Promise<number> {
     ...(values['audit-dir'] ? { auditDir: values['audit-dir'] } : {}),
     ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}),
     checkpoints: !values['no-checkpoints'],
+    commands: !values['no-commands'],
+    ...(values['allow-domain'] ? { networkDomains: values['allow-domain'] } : {}),
     consent,
     ...(values['consent-timeout'] ? { consentTimeoutMs: positiveInt(values['consent-timeout'], '--consent-timeout') * 1000 } : {}),
     ...(values['max-turns'] ? { maxTurns: positiveInt(values['max-turns'], '--max-turns') } : {}),

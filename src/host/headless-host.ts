@@ -12,6 +12,7 @@ import type { ConsentPort } from './consent.ts';
 import { defaultDataDir } from './data-dir.ts';
 import { EgressGateway } from './egress/gateway.ts';
 import { CheckpointStore } from './checkpoints/checkpoint-store.ts';
+import { BubblewrapSandbox } from './sandbox/bubblewrap-sandbox.ts';
 import { CedarPolicyEngine } from './policy/cedar-policy-engine.ts';
 import { TetherSession, type Provider } from './session.ts';
 
@@ -36,6 +37,9 @@ export interface HeadlessOptions {
   readonly dataDir?: string;
   /** Default true. */
   readonly checkpoints?: boolean;
+  /** Default true: shell commands run in the OS sandbox (denied with a reason where it is unavailable). */
+  readonly commands?: boolean;
+  readonly networkDomains?: readonly string[];
   readonly consent: ConsentPort;
   readonly consentTimeoutMs?: number;
   readonly maxTurns?: number;
@@ -66,6 +70,7 @@ export async function startHeadlessHost(opts: HeadlessOptions): Promise<Headless
   const dataDir = resolve(opts.dataDir ?? defaultDataDir());
   const audit = await JsonlAuditWriter.open(auditDir);
   const checkpoints = opts.checkpoints === false ? undefined : await CheckpointStore.open({ workspace: opts.workspace, dataDir });
+  const sandbox = opts.commands === false ? undefined : await BubblewrapSandbox.create({ protectedPaths: [auditDir, dataDir, ...policy.files.map((f) => f.file)] });
   const gateway = await EgressGateway.start(opts.apiKey ? { getApiKey: opts.apiKey } : {});
   // Model calls are brokered like any other request: the gateway asks before
   // anything leaves the machine. Until the session exists, nothing is allowed.
@@ -91,8 +96,11 @@ export async function startHeadlessHost(opts: HeadlessOptions): Promise<Headless
       ...(opts.consentTimeoutMs ? { consentTimeoutMs: opts.consentTimeoutMs } : {}),
       ...(opts.maxTurns ? { maxTurns: opts.maxTurns } : {}),
       ...(checkpoints ? { checkpoints } : {}),
+      ...(sandbox ? { sandbox } : {}),
+      ...(opts.networkDomains ? { networkDomains: opts.networkDomains } : {}),
     });
   } catch (e) {
+    await sandbox?.dispose();
     await gateway.close();
     await checkpoints?.close();
     await audit.close();
@@ -106,6 +114,7 @@ export async function startHeadlessHost(opts: HeadlessOptions): Promise<Headless
     gateway,
     async close() {
       await s.close();
+      await sandbox?.dispose();
       await gateway.close();
       await checkpoints?.close();
       await audit.close();

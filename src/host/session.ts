@@ -23,6 +23,9 @@ import { restoreThroughBroker } from './checkpoints/brokered-restore.ts';
 import type { CheckpointStore } from './checkpoints/checkpoint-store.ts';
 import type { CheckpointInfo, RestoreResult } from './checkpoints/checkpoint-types.ts';
 import { SessionCheckpoints } from './checkpoints/session-checkpoints.ts';
+import type { Sandbox } from './sandbox/sandbox.ts';
+import { terminalHandlers } from './terminal/terminal-handlers.ts';
+import { TerminalService } from './terminal/terminal-service.ts';
 import { WorkspaceJail } from './workspace-jail.ts';
 
 export type Provider = 'anthropic' | 'openai';
@@ -50,6 +53,10 @@ export interface SessionOptions {
   readonly actor?: Partial<AuditActor>;
   /** Checkpoints every change so it can be undone (shadow repository). */
   readonly checkpoints?: CheckpointStore;
+  /** Runs the agent's shell commands (ACP terminal/*). Without it the agent has no commands. */
+  readonly sandbox?: Sandbox;
+  /** Domains commands may reach through the sandbox's proxy when policy allows them. */
+  readonly networkDomains?: readonly string[];
 }
 
 export interface PromptResult {
@@ -71,6 +78,8 @@ export class TetherSession {
   private readonly connection: ClientConnection;
   private readonly acpSessionId: string;
   private readonly checkpoints: { store: CheckpointStore; hooks: SessionCheckpoints } | undefined;
+  /** The agent's shell commands; their output feeds the terminal view. */
+  readonly terminals: TerminalService | undefined;
   private readonly didUpdate = new Emitter<SessionNotification>();
   private readonly didExit = new Emitter<AgentExit>();
   /** ACP `session/update` notifications from the agent (text, tool calls). */
@@ -83,8 +92,10 @@ export class TetherSession {
     id: string; broker: Broker; grants: GrantStore; jail: WorkspaceJail; audit: AuditWriter; agent: AgentProcess;
     connection: ClientConnection; acpSessionId: string;
     checkpoints: { store: CheckpointStore; hooks: SessionCheckpoints } | undefined;
+    terminals: TerminalService | undefined;
   }) {
     this.checkpoints = parts.checkpoints;
+    this.terminals = parts.terminals;
     this.id = parts.id;
     this.broker = parts.broker;
     this.grants = parts.grants;
@@ -118,7 +129,21 @@ export class TetherSession {
     const fs = new FsEffects(jail);
     const sessions = new Set<string>();
     const updates = new Emitter<SessionNotification>();
-    const app = createAcpHost({ broker, policy: opts.policy, jail, fs, sessions, onSessionUpdate: (p) => updates.fire(p as SessionNotification) });
+    const terminals = opts.sandbox
+      ? new TerminalService({
+          broker,
+          sandbox: opts.sandbox,
+          workspace: jail.root,
+          policy: opts.policy,
+          resolvePath: () => (p, intent) => jail.resolve(p, { intent }),
+          ...(opts.networkDomains ? { networkDomains: opts.networkDomains } : {}),
+        })
+      : undefined;
+    const app = createAcpHost({
+      broker, policy: opts.policy, jail, fs, sessions,
+      onSessionUpdate: (p) => updates.fire(p as SessionNotification),
+      ...(terminals ? { extend: terminalHandlers(terminals) } : {}),
+    });
 
     const starter = opts.starter ?? new ForkAgentStarter();
     const agent = await starter.start({
@@ -133,7 +158,7 @@ export class TetherSession {
 
     const init = await withTimeout(connection.agent.request('initialize', {
       protocolVersion: PROTOCOL_VERSION,
-      clientCapabilities: { fs: { readTextFile: true, writeTextFile: true }, terminal: false },
+      clientCapabilities: { fs: { readTextFile: true, writeTextFile: true }, terminal: terminals !== undefined },
       clientInfo: { name: 'tether', version: '0.1.0' },
     }), 15_000, 'initialize').catch(fail);
     if (init.protocolVersion !== PROTOCOL_VERSION) await fail(new Error(`it speaks ACP version ${init.protocolVersion}, Tether speaks ${PROTOCOL_VERSION}`));
@@ -159,11 +184,13 @@ export class TetherSession {
     const session = new TetherSession({
       id: created.sessionId, broker, grants, jail, audit: opts.audit, agent, connection, acpSessionId: created.sessionId,
       checkpoints: checkpoints && opts.checkpoints ? { store: opts.checkpoints, hooks: checkpoints } : undefined,
+      terminals,
     });
     updates.event((n) => session.didUpdate.fire(n));
     await opts.audit.append({ type: 'session.start', session: session.id, actor, detail: { workspace: jail.root, provider: opts.model.provider, model: opts.model.model } });
     void agent.exited.then(async (exit) => {
       session.broker.halt('the agent process exited');
+      await terminals?.releaseAll(session.id).catch(() => {});
       if (!session.closed) {
         await opts.audit.append({ type: 'agent.exit', session: session.id, detail: { code: exit.code, signal: exit.signal } }).catch(() => {});
       }
@@ -233,6 +260,7 @@ export class TetherSession {
     this.connection.close();
     this.agent.kill();
     await this.agent.exited;
+    await this.terminals?.dispose();
   }
 }
 

@@ -53,7 +53,10 @@ export class SessionCheckpoints implements EffectHooks {
 
   async after(request: CapabilityRequest, outcome: AuditOutcome, decisionSeq: number): Promise<void> {
     if (!this.changes(request) || !outcome.ok) return;
-    const paths = [request.target?.relPath, request.destination?.relPath, ...(outcome.changedFiles ?? []).map((f) => f.path)]
+    // Audit records name files by absolute path; the store wants workspace-relative ones.
+    const prefix = request.workspace.endsWith('/') ? request.workspace : `${request.workspace}/`;
+    const changed = (outcome.changedFiles ?? []).map((f) => (f.path.startsWith(prefix) ? f.path.slice(prefix.length) : f.path.startsWith('/') ? undefined : f.path));
+    const paths = [request.target?.relPath, request.destination?.relPath, ...changed]
       .filter((p): p is string => typeof p === 'string' && p !== '');
     try {
       await this.store.checkpoint({
