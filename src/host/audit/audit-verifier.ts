@@ -297,7 +297,7 @@ export class AuditVerifier {
       if (r.seq !== seq) {
         fail(typeof r.seq !== 'number' ? 'seq is missing' : r.seq < seq ? `seq ${r.seq} where ${seq} was expected: a record was duplicated or moved` : `seq ${r.seq} where ${seq} was expected: records were deleted`, lineNo, seq);
       }
-      if (r.prev !== this.prev) fail('prev does not name the record before it: a record was altered, inserted, deleted or moved', lineNo, seq);
+      if (r.prev !== this.prev) fail(`prev does not match the hash of record ${seq - 1}: record ${seq - 1} was altered, or records were inserted, deleted or moved here`, lineNo, seq);
       if (strict && canonicalJson(r) !== text) fail('not in RFC 8785 canonical form', lineNo, seq);
 
       let chain = this.chains.at(-1);

@@ -21,6 +21,8 @@ export interface KeyStore {
   loadSigningKey(): Promise<NoteSigningKey>;
   /** Stores `next` in place of the current key (key rotation). */
   replaceSigningKey(next: NoteSigningKey): Promise<void>;
+  /** The stored key's public half, without generating one; undefined when none is stored. */
+  existingVerifierKey(): Promise<string | undefined>;
 }
 
 /** A key name for a new install: unique, and says what it signs. */

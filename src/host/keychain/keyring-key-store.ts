@@ -85,6 +85,11 @@ export class KeyringKeyStore implements KeyStore {
     });
   }
 
+  async existingVerifierKey(): Promise<string | undefined> {
+    const text = await withEntry(this.service, this.account, this.timeoutMs, 'reading the audit signing key', (entry, signal) => entry.getPassword(signal));
+    return text ? NoteSigningKey.fromSignerKeyText(text).verifierKey : undefined;
+  }
+
   async replaceSigningKey(next: NoteSigningKey): Promise<void> {
     await withEntry(this.service, this.account, this.timeoutMs, 'storing the new audit signing key', async (entry, signal) => {
       await entry.setPassword(next.signerKeyText(), signal);

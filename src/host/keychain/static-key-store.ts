@@ -19,6 +19,10 @@ export class StaticKeyStore implements KeyStore {
     return this.key;
   }
 
+  async existingVerifierKey(): Promise<string | undefined> {
+    return this.key?.verifierKey;
+  }
+
   async replaceSigningKey(next: NoteSigningKey): Promise<void> {
     this.key = next;
   }
