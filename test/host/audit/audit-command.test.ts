@@ -1,5 +1,6 @@
 // `tether audit …` (src/cli/audit-command.ts) on real log directories and files.
 // Lives under test/host/audit with the rest of the audit tests.
+import { createHash } from 'node:crypto';
 import { cp, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,7 +40,7 @@ beforeAll(async () => {
 });
 
 function createPolicyHash(text: string): string {
-  return require('node:crypto').createHash('sha256').update(text).digest('hex') as string;
+  return createHash('sha256').update(text).digest('hex');
 }
 
 describe('tether audit', () => {
@@ -122,7 +123,6 @@ describe('tether audit', () => {
     b.chains[0].records[5] = b.chains[0].records[5].replace('"s35"', '"sX"');
     await writeFile(join(elsewhere, 'naive.json'), JSON.stringify(b));
     expect((await run(['verify', join(elsewhere, 'naive.json'), '--pubkey', join(elsewhere, 'key.pub')])).out).toMatch(/does not match the hash in its manifest/);
-    const { createHash } = await import('node:crypto');
     b.manifest.contentSha256 = createHash('sha256').update(canonicalJson({ chains: b.chains, keys: b.keys, policies: b.policies })).digest('hex');
     await writeFile(join(elsewhere, 'forged.json'), JSON.stringify(b));
     const f = await run(['verify', join(elsewhere, 'forged.json'), '--pubkey', join(elsewhere, 'key.pub')]);
