@@ -20,7 +20,7 @@ import { MerkleFrontier, equalHashes } from '../../common/merkle.ts';
 import { encodeBase64, keyIdHex, openNote, parseCheckpoint, parseNote, type Checkpoint, type NoteSignature } from '../../common/signed-note.ts';
 import { noteVerifier, type ParsedNoteVerifier } from '../keychain/note-key.ts';
 import { fromHex, leafHashOfBytes, merkleHasher, sha256Hex, toHex } from './hashing.ts';
-import { CHECKPOINTS_FILE, KEYS_DIR, LOCK_FILE, SEALED_DIR, parseCheckpointLine, parseSegmentFileName, sortSegments, type CheckpointLine, type SegmentName } from './log-layout.ts';
+import { CHECKPOINTS_FILE, KEYS_DIR, LOCK_FILE, OUTBOX_DIR, SEALED_DIR, parseCheckpointLine, parseSegmentFileName, sortSegments, type CheckpointLine, type SegmentName } from './log-layout.ts';
 
 export interface AuditVerifyOptions {
   /** Verifier keys ("name+id+base64") trusted to sign checkpoints. */
@@ -460,6 +460,7 @@ export class AuditVerifier {
     }
     const knownKeys = new Set([...this.trusted.values()].map((v) => v.verifierKey));
     for (const [name, f] of byName) {
+      if (name.startsWith(`${OUTBOX_DIR}/`)) continue; // shipping state, not part of the log
       if (name.startsWith(`${KEYS_DIR}/`) && name.endsWith('.pub')) {
         const text = f.bytes.toString('utf8').slice(0, -1);
         try {

@@ -6,6 +6,7 @@
 //   <dir>/keys/<name>+<id>.pub           verifier keys that signed this log (informative, not trusted)
 //   <dir>/sealed/<segment>@<offset>.bin  bytes a crash left after the last complete record
 //   <dir>/LOCK                           pid of the writing process
+//   <dir>/outbox/<sink>.json             the outbox's shipping cursor (not part of the log)
 //
 // A chain is one Merkle tree with one origin; a new chain starts when the key
 // changes without a rotation (reinstall, lost keychain) or the log becomes unsigned.
@@ -15,6 +16,8 @@ export const CHECKPOINTS_FILE = 'checkpoints.jsonl';
 export const LOCK_FILE = 'LOCK';
 export const KEYS_DIR = 'keys';
 export const SEALED_DIR = 'sealed';
+/** Shipping state of the outbox (audit-outbox.ts): not part of the log, ignored by the verifier. */
+export const OUTBOX_DIR = 'outbox';
 
 export interface SegmentName {
   readonly file: string;
