@@ -281,74 +281,79 @@ export class SignedAuditLog implements AuditWriter {
       for (const p of batch) p.reject(this.failed);
       return;
     }
-    const accepted: Pending[] = [];
-    const entries: AuditEntry[] = [];
-    for (const p of batch) {
-      const problem = this.entryProblem(p.entry);
-      if (problem) p.reject(problem);
-      else {
-        accepted.push(p);
-        entries.push(p.entry);
-      }
-    }
-    if (entries.length === 0) return;
-    let written: Array<{ record: AuditRecord; receipt: AuditReceipt }>;
+    let written: Array<{ index: number; record: AuditRecord; receipt: AuditReceipt }>;
     try {
-      written = await this.writeRecords(entries);
+      written = await this.writeRecords(
+        batch.map((p) => p.entry),
+        (i, e) => batch[i]!.reject(e),
+      );
     } catch (e) {
-      for (const p of accepted) p.reject(e);
+      for (const p of batch) p.reject(e);
       return;
     }
-    accepted.forEach((p, i) => p.resolve(written[i]!.receipt));
+    for (const w of written) batch[w.index]!.resolve(w.receipt);
     for (const w of written) this.didAppend.fire(w);
     if (this.sinceCheckpoint >= this.opts.checkpointEvery) await this.writeCheckpoint().catch(() => undefined);
   }
 
-  private entryProblem(entry: AuditEntry): Error | undefined {
-    try {
-      const size = Buffer.byteLength(canonicalJson(entry));
-      if (size > this.opts.maxRecordBytes) {
-        return new Error(`audit record of ${size} bytes refused (limit ${this.opts.maxRecordBytes}): records carry hashes and sizes, never file contents`);
-      }
-    } catch (e) {
-      return new Error(`audit record refused: ${(e as Error).message}`);
-    }
-    return undefined;
-  }
-
   /** Appends records durably (one write, one fdatasync). Fails the log on any I/O error. */
-  private async writeRecords(entries: readonly AuditEntry[]): Promise<Array<{ record: AuditRecord; receipt: AuditReceipt }>> {
+  /**
+   * Appends records durably (one write, one fdatasync). An entry that cannot
+   * be a record (not serialisable, too large) goes to `refuse` and takes no
+   * seq; without `refuse` it throws. Fails the log on any I/O error.
+   */
+  private async writeRecords(
+    entries: readonly AuditEntry[],
+    refuse?: (index: number, e: Error) => void,
+  ): Promise<Array<{ index: number; record: AuditRecord; receipt: AuditReceipt }>> {
     if (this.failed) throw this.failed;
+    const now = this.opts.now();
+    const time = now.toISOString();
+    const out: Array<{ index: number; record: AuditRecord; receipt: AuditReceipt }> = [];
+    const leaves = [];
+    let text = '';
+    let { seq, prev } = this;
+    for (const [index, entry] of entries.entries()) {
+      const record = Object.assign({}, entry, { v: AUDIT_RECORD_VERSION, seq, time, prev }) as AuditRecord & { unsigned?: true };
+      if (this.key) delete record.unsigned;
+      else record.unsigned = true;
+      let line: string;
+      try {
+        line = canonicalJson(record);
+      } catch (e) {
+        const err = new Error(`audit record refused: ${(e as Error).message}`);
+        if (!refuse) throw err;
+        refuse(index, err);
+        continue;
+      }
+      const size = Buffer.byteLength(line);
+      if (size > this.opts.maxRecordBytes) {
+        const err = new Error(`audit record of ${size} bytes refused (limit ${this.opts.maxRecordBytes}): records carry hashes and sizes, never file contents`);
+        if (!refuse) throw err;
+        refuse(index, err);
+        continue;
+      }
+      const leaf = leafHashOfLine(line);
+      prev = toHex(leaf);
+      leaves.push(leaf);
+      out.push({ index, record, receipt: { seq, hash: prev } });
+      text += line + '\n';
+      seq++;
+    }
+    if (out.length === 0) return out;
     try {
       await this.rotateSegmentIfDue();
       const seg = this.segment!;
-      const now = this.opts.now();
-      const time = now.toISOString();
-      const out: Array<{ record: AuditRecord; receipt: AuditReceipt }> = [];
-      const leaves = [];
-      let text = '';
-      let { seq, prev } = this;
-      for (const entry of entries) {
-        const { unsigned: _ignored, ...fields } = entry as AuditEntry & { unsigned?: unknown };
-        const record: AuditRecord = { ...fields, v: AUDIT_RECORD_VERSION, seq, time, prev, ...(this.key ? {} : { unsigned: true as const }) };
-        const line = canonicalJson(record);
-        const leaf = leafHashOfLine(line);
-        prev = toHex(leaf);
-        leaves.push(leaf);
-        out.push({ record, receipt: { seq, hash: prev } });
-        text += line + '\n';
-        seq++;
-      }
       const bytes = Buffer.from(text);
       await seg.handle.write(bytes);
       await seg.handle.datasync();
       for (const leaf of leaves) this.frontier.append(leaf);
       seg.bytes += bytes.length;
-      seg.records += entries.length;
+      seg.records += out.length;
       seg.firstRecordAt ??= now.getTime();
       this.seq = seq;
       this.prev = prev;
-      this.sinceCheckpoint += entries.length;
+      this.sinceCheckpoint += out.length;
       return out;
     } catch (e) {
       throw this.fail(`the audit log could not be written (${(e as Error).message})`);
