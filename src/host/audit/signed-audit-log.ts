@@ -56,7 +56,7 @@ export interface SignedAuditLogOptions {
   readonly allowUnsigned?: boolean;
   /** A checkpoint after this many records. Default 1000. */
   readonly checkpointEvery?: number;
-  /** A checkpoint after this long without one, even with no new records (proof of life). Default 60 s. */
+  /** A checkpoint after this long without one, even with no new records (proof of life). Default 5 min. */
   readonly checkpointIdleMs?: number;
   /** Start a new segment once the current one is this big. Default 32 MiB. */
   readonly segmentMaxBytes?: number;
@@ -64,6 +64,8 @@ export interface SignedAuditLogOptions {
   readonly segmentMaxAgeMs?: number;
   /** Larger records are refused: records hold hashes and sizes, never contents. Default 1 MiB. */
   readonly maxRecordBytes?: number;
+  /** How much of the end of checkpoints.jsonl recovery reads (the latest checkpoint is at the end). Default 4 MiB. */
+  readonly checkpointTailBytes?: number;
   readonly now?: () => Date;
   /** Non-fatal trouble worth telling someone about (sealed tails, new chains, unsigned mode). */
   readonly onWarning?: (message: string) => void;
@@ -121,10 +123,11 @@ interface StoredCheckpoint {
 
 const DEFAULTS = {
   checkpointEvery: 1000,
-  checkpointIdleMs: 60_000,
+  checkpointIdleMs: 300_000,
   segmentMaxBytes: 32 * 1024 * 1024,
   segmentMaxAgeMs: 24 * 3600_000,
   maxRecordBytes: 1024 * 1024,
+  checkpointTailBytes: 4 * 1024 * 1024,
 };
 
 export class SignedAuditLog implements AuditWriter {
@@ -436,7 +439,8 @@ export class SignedAuditLog implements AuditWriter {
 
   private async recover(): Promise<void> {
     const seals: Seal[] = [];
-    const stored = await this.readCheckpoints(seals);
+    const read = await this.readCheckpoints(seals);
+    let stored = read.stored;
     let segments = await this.listSegments();
 
     // A crash between creating a segment and writing to it leaves an empty file.
@@ -457,7 +461,11 @@ export class SignedAuditLog implements AuditWriter {
     const chain = segments.at(-1)!.chain;
     const chainSegments = segments.filter((s) => s.chain === chain);
     const start = await this.readChainStart(chainSegments[0]!);
-    const ofChain = stored.filter((c) => c.body.origin === start.origin);
+    let ofChain = stored.filter((c) => c.body.origin === start.origin);
+    if (ofChain.length === 0 && read.partial) {
+      stored = (await this.readCheckpoints(undefined, true)).stored;
+      ofChain = stored.filter((c) => c.body.origin === start.origin);
+    }
     const latest = ofChain.at(-1);
     const replay = await this.replayChain(chainSegments, latest, seals);
 
@@ -540,22 +548,45 @@ export class SignedAuditLog implements AuditWriter {
     seals.push({ file, offset, bytes: Buffer.from(bytes), reason });
   }
 
-  private async readCheckpoints(seals: Seal[]): Promise<StoredCheckpoint[]> {
+  /**
+   * The checkpoints, sealing a torn last line. Reads only the last few MB
+   * (the file grows for the log's whole life) unless `whole` is set.
+   */
+  private async readCheckpoints(seals: Seal[] | undefined, whole = false): Promise<{ stored: StoredCheckpoint[]; partial: boolean }> {
     const path = join(this.dir, CHECKPOINTS_FILE);
-    const bytes = await readIfExists(path);
-    if (!bytes) return [];
+    let h: FileHandle;
+    try {
+      h = await open(path, 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { stored: [], partial: false };
+      throw e;
+    }
+    let bytes: Buffer;
+    let base: number;
+    try {
+      const size = (await h.stat()).size;
+      base = whole ? 0 : Math.max(0, size - this.opts.checkpointTailBytes);
+      bytes = Buffer.alloc(size - base);
+      await h.read(bytes, 0, bytes.length, base);
+    } finally {
+      await h.close();
+    }
+    // In a tail window the first line is cut: start after the first newline.
+    const skip = base > 0 ? bytes.indexOf(10) + 1 : 0;
     const out: StoredCheckpoint[] = [];
-    let goodEnd = 0;
-    for (const { text, end } of splitLines(bytes).lines) {
+    let goodEnd = skip;
+    for (const { text, end } of splitLines(bytes.subarray(skip)).lines) {
       const cp = parseStoredCheckpoint(text);
       if (cp) {
         out.push(cp);
-        goodEnd = end;
+        goodEnd = skip + end;
       }
     }
-    if (goodEnd < bytes.length) await this.seal(CHECKPOINTS_FILE, goodEnd, 'an incomplete or unreadable checkpoint after the last good one (a crash while writing it)', seals);
-    return out;
+    if (base > 0 && out.length === 0) return this.readCheckpoints(seals, true);
+    if (seals && goodEnd < bytes.length) await this.seal(CHECKPOINTS_FILE, base + goodEnd, 'an incomplete or unreadable checkpoint after the last good one (a crash while writing it)', seals);
+    return { stored: out, partial: base > 0 };
   }
+
 
   private async listSegments(): Promise<SegmentName[]> {
     const names = (await readdir(this.dir)).map(parseSegmentFileName).filter((s): s is SegmentName => s !== undefined);
@@ -695,15 +726,6 @@ async function syncDir(dir: string): Promise<void> {
     await h.sync();
   } finally {
     await h.close();
-  }
-}
-
-async function readIfExists(path: string): Promise<Buffer | undefined> {
-  try {
-    return await readFile(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
   }
 }
 
