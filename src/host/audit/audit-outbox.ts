@@ -267,6 +267,7 @@ export class AuditOutbox {
 
   /** Ships one batch or one checkpoint; false when there is nothing to ship. */
   private async step(): Promise<boolean> {
+    await this.updateBacklog();
     await this.readNewCheckpoints();
     const head = this.cpQueue[0];
     if (head && this.canShipCheckpoint(head)) {
@@ -274,7 +275,6 @@ export class AuditOutbox {
       return true;
     }
     const records = await this.readBatch(head);
-    await this.updateBacklog();
     if (records.length === 0) {
       // A checkpoint for a chain we never saw the start of cannot be placed; skip it with a warning.
       if (head && !this.known.has(head.origin) && (await this.atEndOfLog())) {
