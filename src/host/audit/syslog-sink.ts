@@ -80,16 +80,21 @@ export class SyslogSink implements AuditSink {
     socket.setNoDelay(true);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => fail(new Error(`no connection within ${this.opts.timeoutMs ?? 15_000} ms`)), this.opts.timeoutMs ?? 15_000);
-      const fail = (e: Error) => {
+      const onAbort = () => fail(new Error('aborted'));
+      const settle = () => {
         clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        socket.off('error', fail);
+      };
+      const fail = (e: Error) => {
+        settle();
         socket.destroy();
         reject(new SinkError(`syslog collector ${host}:${port} unreachable: ${e.message}`, true, { cause: e }));
       };
-      signal.addEventListener('abort', () => fail(new Error('aborted')), { once: true });
+      signal.addEventListener('abort', onAbort, { once: true });
       socket.once('error', fail);
       socket.once(tls ? 'secureConnect' : 'connect', () => {
-        clearTimeout(timer);
-        socket.off('error', fail);
+        settle();
         resolve();
       });
     });
