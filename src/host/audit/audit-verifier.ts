@@ -24,7 +24,9 @@ import { CHECKPOINTS_FILE, KEYS_DIR, LOCK_FILE, OUTBOX_DIR, SEALED_DIR, parseChe
 
 export interface AuditVerifyOptions {
   /** Verifier keys ("name+id+base64") trusted to sign checkpoints. */
-  readonly trustedKeys: readonly string[];
+  readonly trustedKeys?: readonly string[];
+  /** The same, under the name the CLI and the issue use; both lists are trusted. */
+  readonly pubkeys?: readonly string[];
   /** A signed checkpoint obtained out of band: the log must contain the tree it signs. */
   readonly trustedCheckpoint?: string;
   /** Accept chains that managed policy allowed to run unsigned (integrity only, no authenticity). */
@@ -120,7 +122,7 @@ export class AuditVerifier {
 
   constructor(opts: AuditVerifyOptions) {
     this.opts = opts;
-    for (const k of opts.trustedKeys) {
+    for (const k of [...(opts.trustedKeys ?? []), ...(opts.pubkeys ?? [])]) {
       let v: ParsedNoteVerifier;
       try {
         v = noteVerifier(k);

@@ -53,7 +53,7 @@ describe('SignedAuditLog', () => {
     const cp = parseCheckpoint(openNote(last.note, [key.verifier()]).text);
     expect(cp.size).toBe(201);
     expect(Buffer.from(cp.root).toString('hex')).toBe(Buffer.from(tree.root()).toString('hex'));
-    const report = await verifyAuditDir(dir, { trustedKeys: [key.verifierKey] });
+    const report = await verifyAuditDir(dir, { pubkeys: [key.verifierKey] });
     expect(report.problem).toBeUndefined();
     expect(report.records).toBe(201);
   });
