@@ -64,6 +64,8 @@ export interface AuditOutcome {
   readonly signal?: string | null;
   readonly durationMs?: number;
   readonly changedFiles?: readonly AuditChangedFile[];
+  /** Why `changedFiles` may be incomplete (too many entries, files too large to hash). */
+  readonly changedFilesNote?: string;
 }
 
 /** What a caller hands the writer; the writer adds seq, time and chain fields. */

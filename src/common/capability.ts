@@ -33,6 +33,19 @@ export interface ResolvedPath {
   readonly type?: 'file' | 'directory' | 'symlink' | 'other';
   /** A regular file with more than one hard link: its content may belong to a file outside. */
   readonly hardLinked?: boolean;
+  /** The absolute path as asked for (after `..` normalisation), when symlinks made `path` differ. */
+  readonly requested?: string;
+  /** Host-side: what the workspace jail saw, so an effect can refuse a target swapped in since. */
+  readonly identity?: PathIdentity;
+}
+
+/** File identities ("dev:ino[:birth time]") seen at resolution. Set by the host only, never taken from the agent. */
+export interface PathIdentity {
+  /** The target itself, when it existed. */
+  readonly target?: string;
+  /** The nearest existing directory on the canonical path: the parent, or an ancestor when directories are missing. */
+  readonly dir: string;
+  readonly dirId: string;
 }
 
 export interface CapabilityRequest {
@@ -49,7 +62,14 @@ export interface CapabilityRequest {
   /** Second target (move destination). */
   readonly destination?: ResolvedPath;
   /** Exec: the command line and working directory (shell issue fills in the parse). */
-  readonly command?: { readonly line: string; readonly cwd: string; readonly program?: string; readonly args?: readonly string[] };
+  readonly command?: {
+    readonly line: string;
+    readonly cwd: string;
+    readonly program?: string;
+    readonly args?: readonly string[];
+    /** False when it would run without the OS sandbox (policy sees `resource.sandboxed`); absent means sandboxed. */
+    readonly sandboxed?: boolean;
+  };
   /** Net / model: where the bytes go. */
   readonly url?: string;
   readonly trace: TraceContext;
