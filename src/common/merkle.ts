@@ -12,10 +12,14 @@
 export type Hash = Uint8Array;
 export type Sha256 = (data: Uint8Array) => Uint8Array;
 
-export interface MerkleHasher {
-  emptyRoot(): Hash;
+/** What a frontier needs: H is how hashes are held (bytes here; the host also uses hex strings). */
+export interface NodeHasher<H> {
+  emptyRoot(): H;
+  node(left: H, right: H): H;
+}
+
+export interface MerkleHasher extends NodeHasher<Hash> {
   leaf(data: Uint8Array): Hash;
-  node(left: Hash, right: Hash): Hash;
 }
 
 export const HASH_SIZE = 32;
@@ -64,12 +68,12 @@ export function equalHashes(a: Uint8Array, b: Uint8Array): boolean {
  * subtrees, largest first (a "compact range" [0, size)). Enough to keep
  * appending and to compute the root; not enough for proofs of old leaves.
  */
-export class MerkleFrontier {
-  private readonly hasher: MerkleHasher;
-  private nodes: Hash[];
+export class MerkleFrontier<H = Hash> {
+  private readonly hasher: NodeHasher<H>;
+  private nodes: H[];
   private count: number;
 
-  constructor(hasher: MerkleHasher, size = 0, nodes: readonly Hash[] = []) {
+  constructor(hasher: NodeHasher<H>, size = 0, nodes: readonly H[] = []) {
     if (frontierShape(size).length !== nodes.length) {
       throw new RangeError(`a frontier for ${size} leaves has ${frontierShape(size).length} nodes, got ${nodes.length}`);
     }
@@ -83,11 +87,11 @@ export class MerkleFrontier {
   }
 
   /** The subtree roots, largest first. */
-  get hashes(): readonly Hash[] {
+  get hashes(): readonly H[] {
     return this.nodes;
   }
 
-  append(leafHash: Hash): void {
+  append(leafHash: H): void {
     let h = leafHash;
     // Every trailing 1 bit of the old size is a complete subtree of the new leaf's size to merge with.
     for (let s = this.count; odd(s); s = half(s)) h = this.hasher.node(this.nodes.pop()!, h);
@@ -95,15 +99,15 @@ export class MerkleFrontier {
     this.count++;
   }
 
-  root(): Hash {
+  root(): H {
     if (this.nodes.length === 0) return this.hasher.emptyRoot();
-    let h = this.nodes[this.nodes.length - 1]!;
+    let h: H = this.nodes[this.nodes.length - 1]!;
     for (let i = this.nodes.length - 2; i >= 0; i--) h = this.hasher.node(this.nodes[i]!, h);
     return h;
   }
 
-  clone(): MerkleFrontier {
-    return new MerkleFrontier(this.hasher, this.count, this.nodes);
+  clone(): MerkleFrontier<H> {
+    return new MerkleFrontier<H>(this.hasher, this.count, this.nodes);
   }
 }
 

@@ -27,4 +27,43 @@ describe('canonicalJson (RFC 8785)', () => {
   it('omits undefined members as JSON does', () => {
     expect(canonicalJson({ a: undefined, b: 2 })).toBe('{"b":2}');
   });
+
+  it('sorts long member lists and keys outside the BMP, and quotes keys needing escapes, as JCS requires', () => {
+    const keys = Array.from({ length: 40 }, (_, i) => String.fromCharCode(0x7a - (i % 26)) + String(i));
+    const obj = Object.fromEntries(keys.map((k) => [k, k]));
+    expect(canonicalJson(obj)).toBe(`{${[...keys].sort().map((k) => `"${k}":"${k}"`).join(',')}}`);
+    expect(canonicalJson({ '\u{1F600}': 1, '\uffff': 2, 'a"b': 3, 'a\\b': 4, '\n': 5 })).toBe('{"\\n":5,"a\\"b":3,"a\\\\b":4,"\u{1F600}":1,"\uffff":2}');
+  });
+
+  it('matches a plain JCS reference (sort, then JSON.stringify each scalar) on 2,000 random values', () => {
+    const reference = (v: unknown): string => {
+      if (Array.isArray(v)) return `[${v.map((x) => reference(x === undefined ? null : x)).join(',')}]`;
+      if (v !== null && typeof v === 'object') {
+        const o = v as Record<string, unknown>;
+        return `{${Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${reference(o[k])}`).join(',')}}`;
+      }
+      return JSON.stringify(v);
+    };
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    const chars = ['a', 'Z', '0', ' ', '"', '\\', '\n', '\u0001', '\u007f', '\u00e9', '\u20ac', '\u{1F600}', '/', '\u2028'];
+    const text = () => Array.from({ length: rnd(8) }, () => chars[rnd(chars.length)]).join('');
+    const value = (depth: number): unknown => {
+      switch (depth > 3 ? rnd(4) : rnd(7)) {
+        case 0: return text();
+        case 1: return [0, -0, 1.5, -1e-7, 1e21, 123456789012, 0.1 + 0.2][rnd(7)];
+        case 2: return rnd(2) === 0;
+        case 3: return null;
+        case 4: return Array.from({ length: rnd(4) }, () => (rnd(5) === 0 ? undefined : value(depth + 1)));
+        default: return Object.fromEntries(Array.from({ length: rnd(25) }, () => [text(), rnd(6) === 0 ? undefined : value(depth + 1)]));
+      }
+    };
+    for (let i = 0; i < 2000; i++) {
+      const v = value(0);
+      expect(canonicalJson(v)).toBe(reference(v));
+    }
+  });
 });

@@ -16,10 +16,10 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { canonicalJson } from '../../common/canonical-json.ts';
 import { AUDIT_RECORD_VERSION, type AuditChainStart, type AuditKeyRotation, type AuditRecord, type AuditSealedTail } from '../../common/audit-record.ts';
-import { MerkleFrontier, equalHashes } from '../../common/merkle.ts';
+import { MerkleFrontier } from '../../common/merkle.ts';
 import { encodeBase64, keyIdHex, openNote, parseCheckpoint, parseNote, type Checkpoint, type NoteSignature } from '../../common/signed-note.ts';
 import { noteVerifier, type ParsedNoteVerifier } from '../keychain/note-key.ts';
-import { fromHex, leafHashOfBytes, merkleHasher, sha256Hex, toHex } from './hashing.ts';
+import { hexNodeHasher, leafHexOfBytes, sha256Hex, toHex } from './hashing.ts';
 import { CHECKPOINTS_FILE, KEYS_DIR, LOCK_FILE, OUTBOX_DIR, SEALED_DIR, parseCheckpointLine, parseSegmentFileName, sortSegments, type CheckpointLine, type SegmentName } from './log-layout.ts';
 
 export interface AuditVerifyOptions {
@@ -82,6 +82,7 @@ interface StoredCheckpoint {
   readonly index: number; // line index in checkpoints.jsonl
   readonly line: CheckpointLine;
   readonly body: Checkpoint;
+  readonly rootHex: string;
   readonly text: string; // the signed text
   readonly signatures: readonly NoteSignature[];
   /** Indices of signatures already verified with an initially trusted key. */
@@ -94,7 +95,7 @@ interface ChainState {
   origin: string;
   firstSeq: number;
   key: string | null;
-  frontier: MerkleFrontier;
+  frontier: MerkleFrontier<string>;
   signedSize: number;
   /** Keys announced by rotation records and not yet endorsed: keyRef → [verifier, previous keyRef]. */
   announced: Map<string, { verifier: ParsedNoteVerifier; previous: string }>;
@@ -182,13 +183,14 @@ export class AuditVerifier {
     } catch (e) {
       return fail(`not a valid checkpoint: ${(e as Error).message}`);
     }
-    let frontier: MerkleFrontier;
+    let frontier: MerkleFrontier<string>;
     try {
-      frontier = new MerkleFrontier(merkleHasher, body.size, line.frontier.map(fromHex));
+      frontier = new MerkleFrontier(hexNodeHasher, body.size, line.frontier);
     } catch (e) {
       return fail(`checkpoint frontier: ${(e as Error).message}`);
     }
-    if (!equalHashes(frontier.root(), body.root)) fail('the stored frontier does not hash to the signed root');
+    const rootHex = toHex(body.root);
+    if (frontier.root() !== rootHex) fail('the stored frontier does not hash to the signed root');
     // Signatures by keys trusted from the start are checked now; rotated-in keys when the walk reaches them.
     const enc = new TextEncoder().encode(parsedText);
     const verified = new Set<number>();
@@ -201,7 +203,7 @@ export class AuditVerifier {
     if (!line.unsigned && this.candidates && verified.size === 0 && !signatures.some((s) => this.candidates!.has(keyRef(s.name, s.keyId)))) {
       fail(notTrustedReason(`checkpoint ${index + 1} in ${CHECKPOINTS_FILE}`, body.size, signatures, false));
     }
-    const cp: StoredCheckpoint = { index, line, body, text: parsedText, signatures, verified };
+    const cp: StoredCheckpoint = { index, line, body, rootHex, text: parsedText, signatures, verified };
     const sizes = new Map(this.byOrigin.get(body.origin) ?? []);
     const largest = Math.max(-1, ...[...sizes.values()].flat().filter((c) => !c.trustedInput).map((c) => c.body.size));
     if (body.size < largest) fail(`checkpoint for ${body.origin} at size ${body.size} comes after one at size ${largest}: checkpoints were reordered`);
@@ -254,7 +256,7 @@ export class AuditVerifier {
     } catch (e) {
       return fail(`the trusted checkpoint does not verify with the trusted keys: ${(e as Error).message}`);
     }
-    const cp: StoredCheckpoint = { index: -1, line: { frontier: [], note }, body, text: opened.text, signatures: parseNote(note).signatures, verified: new Set(), trustedInput: true };
+    const cp: StoredCheckpoint = { index: -1, line: { frontier: [], note }, body, rootHex: toHex(body.root), text: opened.text, signatures: parseNote(note).signatures, verified: new Set(), trustedInput: true };
     const sizes = new Map(this.byOrigin.get(body.origin) ?? []);
     sizes.set(body.size, [...(sizes.get(body.size) ?? []), cp]);
     this.byOrigin = new Map(this.byOrigin).set(body.origin, sizes);
@@ -307,9 +309,9 @@ export class AuditVerifier {
       else if (r.type === 'log.start') fail('a log.start record in the middle of a chain', lineNo, seq);
       if ((r.unsigned === true) !== (chain!.key === null)) fail(chain!.key === null ? 'a record without unsigned: true in an unsigned chain' : 'a record marked unsigned in a signed chain', lineNo, seq);
 
-      const leaf = leafHashOfBytes(bytes.subarray(lineStart, nl));
+      const leaf = leafHexOfBytes(bytes.subarray(lineStart, nl));
       chain!.frontier.append(leaf);
-      this.prev = toHex(leaf);
+      this.prev = leaf;
       this.nextSeq++;
       this.records++;
 
@@ -340,7 +342,7 @@ export class AuditVerifier {
     if (before) {
       const p = d.previous;
       if (!p) fail(`chain ${seg.chain} does not name the chain before it`);
-      if (p!.origin !== before.origin || p!.size !== before.frontier.size || p!.root !== encodeBase64(before.frontier.root())) {
+      if (p!.origin !== before.origin || p!.size !== before.frontier.size || p!.root !== encodeBase64(Buffer.from(before.frontier.root(), 'hex'))) {
         fail(`chain ${seg.chain} names the previous chain as ${p!.origin} with ${p!.size} records, but the log holds ${before.origin} with ${before.frontier.size} records and a different root`);
       }
       const last = this.lastCheckpointOf(before.origin);
@@ -352,7 +354,7 @@ export class AuditVerifier {
     } else if (d.previous) {
       this.warnings.push(`chain ${seg.chain} follows a chain that is not in this directory (${d.previous.origin}, ${d.previous.size} records)`);
     }
-    const chain: ChainState = { chain: seg.chain, origin: d.origin!, firstSeq: r.seq, key: d.key!, frontier: new MerkleFrontier(merkleHasher), signedSize: 0, announced: new Map() };
+    const chain: ChainState = { chain: seg.chain, origin: d.origin!, firstSeq: r.seq, key: d.key!, frontier: new MerkleFrontier(hexNodeHasher), signedSize: 0, announced: new Map() };
     this.chains.push(chain);
     return chain;
   }
@@ -380,10 +382,10 @@ export class AuditVerifier {
 
   private matchCheckpoint(chain: ChainState, cp: StoredCheckpoint, fail: (reason: string) => never): void {
     const where = cp.trustedInput ? 'the trusted checkpoint' : `checkpoint ${cp.index + 1} in ${CHECKPOINTS_FILE}`;
-    if (!equalHashes(chain.frontier.root(), cp.body.root)) {
+    if (chain.frontier.root() !== cp.rootHex) {
       fail(`the records up to here do not hash to the root signed by ${where} (size ${cp.body.size}): a record in this chain was altered, added or removed`);
     }
-    if (!cp.trustedInput && cp.line.frontier.some((h, i) => h !== toHex(chain.frontier.hashes[i]!))) fail(`${where} stores a frontier that does not match the records`);
+    if (!cp.trustedInput && cp.line.frontier.some((h, i) => h !== chain.frontier.hashes[i])) fail(`${where} stores a frontier that does not match the records`);
     this.matched.add(cp);
     if (cp.line.unsigned) {
       if (chain.key !== null) fail(`${where} is unsigned but chain ${chain.chain} is signed`);

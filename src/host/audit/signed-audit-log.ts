@@ -32,7 +32,7 @@ import { encodeBase64, formatCheckpoint, parseCheckpoint, parseNote, signNote, t
 import { KeyStoreUnavailableError, newAuditKeyName, type KeyStore } from '../keychain/key-store.ts';
 import { NoteSigningKey } from '../keychain/note-key.ts';
 import { AuditUnavailableError, type AuditReceipt, type AuditWriter } from './audit-writer.ts';
-import { fromHex, leafHashOfLine, merkleHasher, sha256Hex, toHex } from './hashing.ts';
+import { fromHex, hexNodeHasher, leafHexOfBytes, leafHexOfLine, sha256Hex, toHex } from './hashing.ts';
 import {
   CHECKPOINTS_FILE,
   KEYS_DIR,
@@ -121,6 +121,9 @@ interface StoredCheckpoint {
   readonly signatures: readonly NoteSignature[];
 }
 
+/** A batch buffer grown beyond this is dropped after use rather than kept. */
+const BATCH_BUFFER_KEEP = 8 * 1024 * 1024;
+
 const DEFAULTS = {
   checkpointEvery: 1000,
   checkpointIdleMs: 300_000,
@@ -136,6 +139,8 @@ export class SignedAuditLog implements AuditWriter {
   private key: NoteSigningKey | undefined;
 
   private queue: Pending[] = [];
+  /** Reused for each batch's bytes (writes are serialised by `exclusive`). */
+  private batch = Buffer.allocUnsafe(256 * 1024);
   private flushScheduled = false;
   private serial: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -146,7 +151,7 @@ export class SignedAuditLog implements AuditWriter {
   private chain = 0;
   private origin = '';
   private chainFirstSeq = 0;
-  private frontier = new MerkleFrontier(merkleHasher);
+  private frontier = new MerkleFrontier(hexNodeHasher);
   private seq = 0;
   private prev = '';
   private segment: Segment | undefined;
@@ -299,7 +304,6 @@ export class SignedAuditLog implements AuditWriter {
     if (this.sinceCheckpoint >= this.opts.checkpointEvery) await this.writeCheckpoint().catch(() => undefined);
   }
 
-  /** Appends records durably (one write, one fdatasync). Fails the log on any I/O error. */
   /**
    * Appends records durably (one write, one fdatasync). An entry that cannot
    * be a record (not serialisable, too large) goes to `refuse` and takes no
@@ -313,13 +317,15 @@ export class SignedAuditLog implements AuditWriter {
     const now = this.opts.now();
     const time = now.toISOString();
     const out: Array<{ index: number; record: AuditRecord; receipt: AuditReceipt }> = [];
-    const leaves = [];
-    let text = '';
+    const leaves: string[] = [];
+    // Lines are encoded once, into one buffer: its bytes are hashed and written.
+    let buf = this.batch;
+    let used = 0;
     let { seq, prev } = this;
     for (const [index, entry] of entries.entries()) {
-      const record = Object.assign({}, entry, { v: AUDIT_RECORD_VERSION, seq, time, prev }) as AuditRecord & { unsigned?: true };
-      if (this.key) delete record.unsigned;
-      else record.unsigned = true;
+      const record = { ...entry, v: AUDIT_RECORD_VERSION, seq, time, prev } as AuditRecord & { unsigned?: true };
+      if (!this.key) record.unsigned = true;
+      else if ('unsigned' in record) delete record.unsigned;
       let line: string;
       try {
         line = canonicalJson(record);
@@ -329,26 +335,33 @@ export class SignedAuditLog implements AuditWriter {
         refuse(index, err);
         continue;
       }
-      const size = Buffer.byteLength(line);
+      const room = used + line.length * 3 + 1; // UTF-8 takes at most 3 bytes per UTF-16 unit
+      if (room > buf.length) {
+        const bigger = Buffer.allocUnsafe(Math.max(room, buf.length * 2));
+        buf.copy(bigger, 0, 0, used);
+        buf = bigger;
+      }
+      const size = buf.write(line, used, 'utf8');
       if (size > this.opts.maxRecordBytes) {
         const err = new Error(`audit record of ${size} bytes refused (limit ${this.opts.maxRecordBytes}): records carry hashes and sizes, never file contents`);
         if (!refuse) throw err;
         refuse(index, err);
         continue;
       }
-      const leaf = leafHashOfLine(line);
-      prev = toHex(leaf);
-      leaves.push(leaf);
+      prev = leafHexOfBytes(buf.subarray(used, used + size));
+      buf[used + size] = 10;
+      used += size + 1;
+      leaves.push(prev);
       out.push({ index, record, receipt: { seq, hash: prev } });
-      text += line + '\n';
       seq++;
     }
+    if (buf.length <= BATCH_BUFFER_KEEP) this.batch = buf;
     if (out.length === 0) return out;
     try {
       await this.rotateSegmentIfDue();
       const seg = this.segment!;
-      const bytes = Buffer.from(text);
-      await seg.handle.write(bytes);
+      const bytes = buf.subarray(0, used);
+      for (let at = 0; at < bytes.length; ) at += (await seg.handle.write(bytes, at)).bytesWritten;
       await seg.handle.datasync();
       for (const leaf of leaves) this.frontier.append(leaf);
       seg.bytes += bytes.length;
@@ -391,10 +404,10 @@ export class SignedAuditLog implements AuditWriter {
     if (this.failed) throw this.failed;
     try {
       const now = this.opts.now();
-      const body = formatCheckpoint({ origin: this.origin, size: this.frontier.size, root: this.frontier.root(), extensions: [`time ${now.toISOString()}`] });
+      const body = formatCheckpoint({ origin: this.origin, size: this.frontier.size, root: fromHex(this.frontier.root()), extensions: [`time ${now.toISOString()}`] });
       const keys = signers ?? (this.key ? [this.key] : []);
       const note = keys.length > 0 ? signNote(body, keys) : body;
-      const line = formatCheckpointLine({ frontier: this.frontier.hashes.map(toHex), note, ...(keys.length === 0 ? { unsigned: true as const } : {}) });
+      const line = formatCheckpointLine({ frontier: [...this.frontier.hashes], note, ...(keys.length === 0 ? { unsigned: true as const } : {}) });
       this.checkpoints ??= await open(join(this.dir, CHECKPOINTS_FILE), 'a', 0o600);
       await this.checkpoints.write(line + '\n');
       await this.checkpoints.datasync();
@@ -499,7 +512,7 @@ export class SignedAuditLog implements AuditWriter {
     const previous: AuditChainStart['previous'] = {
       origin: start.origin,
       size: this.frontier.size,
-      root: encodeBase64(this.frontier.root()),
+      root: encodeBase64(fromHex(this.frontier.root())),
       ...(latest ? { checkpoint: { size: latest.body.size, root: encodeBase64(latest.body.root), noteSha256: sha256Hex(latest.line.note) } } : {}),
     };
     await this.startChain(chain + 1, replay.nextSeq, replay.prev, previous, why);
@@ -510,7 +523,7 @@ export class SignedAuditLog implements AuditWriter {
     this.chain = chain;
     this.origin = `tether.audit/${randomBytes(8).toString('hex')}`;
     this.chainFirstSeq = firstSeq;
-    this.frontier = new MerkleFrontier(merkleHasher);
+    this.frontier = new MerkleFrontier(hexNodeHasher);
     this.seq = firstSeq;
     this.prev = prev;
     this.segment = await this.createSegment(chain, firstSeq);
@@ -608,7 +621,7 @@ export class SignedAuditLog implements AuditWriter {
   private async replayChain(segments: readonly SegmentName[], latest: StoredCheckpoint | undefined, seals: Seal[]) {
     const firstSeq = segments[0]!.firstSeq;
     const covered = latest?.body.size ?? 0;
-    const frontier = latest ? new MerkleFrontier(merkleHasher, latest.body.size, latest.line.frontier.map(fromHex)) : new MerkleFrontier(merkleHasher);
+    const frontier = new MerkleFrontier(hexNodeHasher, latest?.body.size ?? 0, latest?.line.frontier ?? []);
     const coveredEnd = firstSeq + covered; // first seq not covered by the checkpoint
     let startAt = 0;
     for (let i = 0; i < segments.length; i++) if (segments[i]!.firstSeq <= Math.max(coveredEnd - 1, firstSeq)) startAt = i;
@@ -634,7 +647,7 @@ export class SignedAuditLog implements AuditWriter {
           badAt = { offset: start, reason };
           break;
         }
-        const leaf = leafHashOfLine(text);
+        const leaf = leafHexOfLine(text);
         if (nextSeq >= coveredEnd) {
           frontier.append(leaf);
           if (r!.type === 'log.key-rotation') {
@@ -643,7 +656,7 @@ export class SignedAuditLog implements AuditWriter {
           }
         }
         firstTime ??= Date.parse(r!.time);
-        prev = toHex(leaf);
+        prev = leaf;
         nextSeq++;
         count++;
       }
@@ -772,8 +785,8 @@ function parseStoredCheckpoint(text: string): StoredCheckpoint | undefined {
     const line = parseCheckpointLine(text);
     const note = line.unsigned ? { text: line.note, signatures: [] } : parseNote(line.note);
     const body = parseCheckpoint(note.text);
-    const frontier = new MerkleFrontier(merkleHasher, body.size, line.frontier.map(fromHex));
-    if (toHex(frontier.root()) !== toHex(body.root)) return undefined;
+    const frontier = new MerkleFrontier(hexNodeHasher, body.size, line.frontier);
+    if (frontier.root() !== toHex(body.root)) return undefined;
     return { line, body, signatures: note.signatures };
   } catch {
     return undefined;
