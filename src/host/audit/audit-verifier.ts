@@ -20,6 +20,7 @@ import { MerkleFrontier } from '../../common/merkle.ts';
 import { encodeBase64, keyIdHex, openNote, parseCheckpoint, parseNote, type Checkpoint, type NoteSignature } from '../../common/signed-note.ts';
 import { noteVerifier, type ParsedNoteVerifier } from '../keychain/note-key.ts';
 import { hexNodeHasher, leafHexOfBytes, sha256Hex, toHex } from './hashing.ts';
+import { headOf, scanRecordHead, type RecordHead } from './record-head.ts';
 import { CHECKPOINTS_FILE, KEYS_DIR, LOCK_FILE, OUTBOX_DIR, SEALED_DIR, parseCheckpointLine, parseSegmentFileName, sortSegments, type CheckpointLine, type SegmentName } from './log-layout.ts';
 
 export interface AuditVerifyOptions {
@@ -33,6 +34,12 @@ export interface AuditVerifyOptions {
   readonly allowUnsigned?: boolean;
   /** Also require every line to be in RFC 8785 canonical form. */
   readonly strict?: boolean;
+  /**
+   * JSON.parse every record whole instead of scanning most of them for the
+   * members checked (record-head.ts). Same verdicts and messages, slower: the
+   * reference the fast path is tested against.
+   */
+  readonly parseWholeRecords?: boolean;
 }
 
 export interface AuditProblem {
@@ -100,6 +107,9 @@ interface ChainState {
   /** Keys announced by rotation records and not yet endorsed: keyRef → [verifier, previous keyRef]. */
   announced: Map<string, { verifier: ParsedNoteVerifier; previous: string }>;
 }
+
+/** Records whose `detail` the verifier reads: always parsed whole. */
+const DETAILED_TYPES: ReadonlySet<string> = new Set(['log.start', 'log.key-rotation', 'log.sealed-tail']);
 
 const keyRef = (name: string, keyId: number) => `${name}+${keyIdHex(keyId)}`;
 
@@ -281,33 +291,46 @@ export class AuditVerifier {
     if (bytes[bytes.length - 1] !== 10) fail('the last line is incomplete (a crash the writer has not yet sealed, or truncation)', countLines(bytes));
 
     const strict = this.opts.strict === true;
+    const whole = strict || this.opts.parseWholeRecords === true;
     let start = 0;
     let lineNo = 0;
     while (start < bytes.length) {
       const nl = bytes.indexOf(10, start);
       const lineStart = start;
-      const text = bytes.toString('utf8', start, nl);
       start = nl + 1;
       lineNo++;
       const seq = this.nextSeq;
-      let r: AuditRecord;
-      try {
-        r = JSON.parse(text) as AuditRecord;
-      } catch {
-        return fail('not valid JSON (the record was altered)', lineNo, seq);
+      const first = lineNo === 1 && newChain;
+      // Most records: only the members checked here are read (record-head.ts),
+      // exactly as JSON.parse would give them; the rest of the line is covered
+      // by its hash. The whole record is parsed when its detail matters, in
+      // strict mode, and whenever the scan cannot vouch for the line.
+      let h: RecordHead | undefined = whole || first ? undefined : scanRecordHead(bytes, lineStart, nl, this.prev);
+      let r: AuditRecord | undefined;
+      let text = '';
+      if (h === undefined || DETAILED_TYPES.has(h.type as string)) {
+        text = bytes.toString('utf8', lineStart, nl);
+        let parsed: AuditRecord;
+        try {
+          parsed = JSON.parse(text) as AuditRecord;
+        } catch {
+          return fail('not valid JSON (the record was altered)', lineNo, seq);
+        }
+        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) fail('not a JSON object', lineNo, seq);
+        r = parsed;
+        h = headOf(r as unknown as Record<string, unknown>);
       }
-      if (typeof r !== 'object' || r === null || Array.isArray(r)) fail('not a JSON object', lineNo, seq);
-      if (r.v !== AUDIT_RECORD_VERSION || typeof r.type !== 'string' || typeof r.time !== 'string' || typeof r.session !== 'string') fail('not an audit record (v, type, time or session missing or wrong)', lineNo, seq);
-      if (r.seq !== seq) {
-        fail(typeof r.seq !== 'number' ? 'seq is missing' : r.seq < seq ? `seq ${r.seq} where ${seq} was expected: a record was duplicated or moved` : `seq ${r.seq} where ${seq} was expected: records were deleted`, lineNo, seq);
+      if (h.v !== AUDIT_RECORD_VERSION || typeof h.type !== 'string' || !h.timeIsString || !h.sessionIsString) fail('not an audit record (v, type, time or session missing or wrong)', lineNo, seq);
+      if (h.seq !== seq) {
+        fail(typeof h.seq !== 'number' ? 'seq is missing' : h.seq < seq ? `seq ${h.seq} where ${seq} was expected: a record was duplicated or moved` : `seq ${h.seq} where ${seq} was expected: records were deleted`, lineNo, seq);
       }
-      if (r.prev !== this.prev) fail(`prev does not match the hash of record ${seq - 1}: record ${seq - 1} was altered, or records were inserted, deleted or moved here`, lineNo, seq);
+      if (h.prev !== this.prev) fail(`prev does not match the hash of record ${seq - 1}: record ${seq - 1} was altered, or records were inserted, deleted or moved here`, lineNo, seq);
       if (strict && canonicalJson(r) !== text) fail('not in RFC 8785 canonical form', lineNo, seq);
 
       let chain = this.chains.at(-1);
-      if (lineNo === 1 && newChain) chain = this.beginChain(seg, r, (reason) => fail(reason, lineNo, seq));
-      else if (r.type === 'log.start') fail('a log.start record in the middle of a chain', lineNo, seq);
-      if ((r.unsigned === true) !== (chain!.key === null)) fail(chain!.key === null ? 'a record without unsigned: true in an unsigned chain' : 'a record marked unsigned in a signed chain', lineNo, seq);
+      if (first) chain = this.beginChain(seg, r!, (reason) => fail(reason, lineNo, seq));
+      else if (h.type === 'log.start') fail('a log.start record in the middle of a chain', lineNo, seq);
+      if ((h.unsigned === true) !== (chain!.key === null)) fail(chain!.key === null ? 'a record without unsigned: true in an unsigned chain' : 'a record marked unsigned in a signed chain', lineNo, seq);
 
       const leaf = leafHexOfBytes(bytes.subarray(lineStart, nl));
       chain!.frontier.append(leaf);
@@ -315,8 +338,9 @@ export class AuditVerifier {
       this.nextSeq++;
       this.records++;
 
-      if (r.type === 'log.key-rotation') this.announceKey(chain!, r, (reason) => fail(reason, lineNo, seq));
-      else if (r.type === 'log.sealed-tail') this.seals.push({ detail: r.detail as unknown as AuditSealedTail, seq });
+      // Both are DETAILED_TYPES: r is the whole record.
+      if (h.type === 'log.key-rotation') this.announceKey(chain!, r!, (reason) => fail(reason, lineNo, seq));
+      else if (h.type === 'log.sealed-tail') this.seals.push({ detail: r!.detail as unknown as AuditSealedTail, seq });
 
       const cps = this.byOrigin.get(chain!.origin)?.get(chain!.frontier.size);
       if (cps) for (const cp of cps) this.matchCheckpoint(chain!, cp, (reason) => fail(reason, lineNo, seq));
