@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalJson } from '../../src/common/canonical-json.ts';
+import { CanonicalJsonWriter, canonicalJson } from '../../src/common/canonical-json.ts';
 
 describe('canonicalJson (RFC 8785)', () => {
   it('sorts members by UTF-16 code units, recursively, with no whitespace', () => {
@@ -61,9 +61,28 @@ describe('canonicalJson (RFC 8785)', () => {
         default: return Object.fromEntries(Array.from({ length: rnd(25) }, () => [text(), rnd(6) === 0 ? undefined : value(depth + 1)]));
       }
     };
+    const w = new CanonicalJsonWriter(16);
     for (let i = 0; i < 2000; i++) {
       const v = value(0);
-      expect(canonicalJson(v)).toBe(reference(v));
+      const want = reference(v);
+      expect(canonicalJson(v)).toBe(want);
+      const before = w.length;
+      w.write(v);
+      w.byte(10);
+      expect(Buffer.from(w.bytes.subarray(before)).toString('utf8')).toBe(want + '\n');
     }
+  });
+
+  it('writes the same bytes with CanonicalJsonWriter, refusing what canonicalJson refuses and writing nothing then', () => {
+    const w = new CanonicalJsonWriter(4);
+    w.write({ b: [1, 'é', '\u0000'], a: 'x"y' });
+    expect(Buffer.from(w.bytes).toString('utf8')).toBe(canonicalJson({ b: [1, 'é', '\u0000'], a: 'x"y' }));
+    const length = w.length;
+    for (const bad of [{ a: 1, b: NaN }, { a: ['ok', '\ud800'] }, { a: 10n }, { a: () => 1 }]) {
+      expect(() => w.write(bad)).toThrow(/canonical JSON/);
+      expect(w.length).toBe(length);
+    }
+    w.truncate(3);
+    expect(Buffer.from(w.bytes).toString('utf8')).toBe('{"a');
   });
 });

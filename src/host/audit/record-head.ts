@@ -101,11 +101,11 @@ function utf8Sequence(b: Uint8Array, i: number, end: number): number {
 function scanString(b: Uint8Array, i: number, end: number): number {
   i++;
   let esc = false;
-  while (i < end) {
+  for (;;) {
+    while (i < end && PLAIN[b[i]!] === 1) i++;
+    if (i >= end) return -1;
     const c = b[i]!;
-    if (PLAIN[c] === 1) {
-      i++;
-    } else if (c === 0x22) {
+    if (c === 0x22) {
       lastEscaped = esc;
       return i + 1;
     } else if (c === 0x5c) {
@@ -127,7 +127,6 @@ function scanString(b: Uint8Array, i: number, end: number): number {
       i += n;
     }
   }
-  return -1;
 }
 
 function scanDigits(b: Uint8Array, i: number, end: number): number {

@@ -24,7 +24,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { canonicalJson } from '../../common/canonical-json.ts';
+import { CanonicalJsonWriter } from '../../common/canonical-json.ts';
 import { AUDIT_RECORD_VERSION, type AuditChainStart, type AuditEntry, type AuditKeyRotation, type AuditRecord, type AuditSealedTail } from '../../common/audit-record.ts';
 import { Emitter } from '../../common/emitter.ts';
 import { MerkleFrontier } from '../../common/merkle.ts';
@@ -121,6 +121,7 @@ interface StoredCheckpoint {
   readonly signatures: readonly NoteSignature[];
 }
 
+const BATCH_BUFFER_START = 256 * 1024;
 /** A batch buffer grown beyond this is dropped after use rather than kept. */
 const BATCH_BUFFER_KEEP = 8 * 1024 * 1024;
 
@@ -140,7 +141,7 @@ export class SignedAuditLog implements AuditWriter {
 
   private queue: Pending[] = [];
   /** Reused for each batch's bytes (writes are serialised by `exclusive`). */
-  private batch = Buffer.allocUnsafe(256 * 1024);
+  private batch = new CanonicalJsonWriter(BATCH_BUFFER_START);
   private flushScheduled = false;
   private serial: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -318,49 +319,43 @@ export class SignedAuditLog implements AuditWriter {
     const time = now.toISOString();
     const out: Array<{ index: number; record: AuditRecord; receipt: AuditReceipt }> = [];
     const leaves: string[] = [];
-    // Lines are encoded once, into one buffer: its bytes are hashed and written.
-    let buf = this.batch;
-    let used = 0;
+    // Lines are written once, as UTF-8, into one buffer: its bytes are hashed and written to disk.
+    const w = this.batch;
+    w.truncate(0);
     let { seq, prev } = this;
     for (const [index, entry] of entries.entries()) {
       const record = { ...entry, v: AUDIT_RECORD_VERSION, seq, time, prev } as AuditRecord & { unsigned?: true };
       if (!this.key) record.unsigned = true;
       else if ('unsigned' in record) delete record.unsigned;
-      let line: string;
+      const start = w.length;
       try {
-        line = canonicalJson(record);
+        w.write(record);
       } catch (e) {
         const err = new Error(`audit record refused: ${(e as Error).message}`);
         if (!refuse) throw err;
         refuse(index, err);
         continue;
       }
-      const room = used + line.length * 3 + 1; // UTF-8 takes at most 3 bytes per UTF-16 unit
-      if (room > buf.length) {
-        const bigger = Buffer.allocUnsafe(Math.max(room, buf.length * 2));
-        buf.copy(bigger, 0, 0, used);
-        buf = bigger;
-      }
-      const size = buf.write(line, used, 'utf8');
+      const size = w.length - start;
       if (size > this.opts.maxRecordBytes) {
+        w.truncate(start);
         const err = new Error(`audit record of ${size} bytes refused (limit ${this.opts.maxRecordBytes}): records carry hashes and sizes, never file contents`);
         if (!refuse) throw err;
         refuse(index, err);
         continue;
       }
-      prev = leafHexOfBytes(buf.subarray(used, used + size));
-      buf[used + size] = 10;
-      used += size + 1;
+      prev = leafHexOfBytes(w.bytes.subarray(start));
+      w.byte(10);
       leaves.push(prev);
       out.push({ index, record, receipt: { seq, hash: prev } });
       seq++;
     }
-    if (buf.length <= BATCH_BUFFER_KEEP) this.batch = buf;
+    if (w.length > BATCH_BUFFER_KEEP) this.batch = new CanonicalJsonWriter(BATCH_BUFFER_START); // w lives until this write is done
     if (out.length === 0) return out;
     try {
       await this.rotateSegmentIfDue();
       const seg = this.segment!;
-      const bytes = buf.subarray(0, used);
+      const bytes = w.bytes;
       for (let at = 0; at < bytes.length; ) at += (await seg.handle.write(bytes, at)).bytesWritten;
       await seg.handle.datasync();
       for (const leaf of leaves) this.frontier.append(leaf);

@@ -217,6 +217,28 @@ describe('SignedAuditLog', () => {
     expect((await allLines(dir)).map((l) => (JSON.parse(l) as AuditRecord).session)).toEqual(['', 'ok-1', 'ok-2']);
   });
 
+  it('refuses records that cannot be canonical JSON without losing the others in the batch, and keeps non-ASCII text exact', async () => {
+    const dir = await tmp();
+    const ks = keyStore();
+    const log = await SignedAuditLog.open({ dir, keyStore: ks });
+    const text = 'é "quoted" \\ tab\t ☃ 😀 \u2028';
+    const results = await Promise.allSettled([
+      log.append({ type: 'session.start', session: 'ok-1', detail: { text } }),
+      log.append({ type: 'session.start', session: 'nan', detail: { n: NaN } }),
+      log.append({ type: 'session.start', session: 'lone', detail: { s: 'a\ud800' } }),
+      log.append({ type: 'session.start', session: 'ok-2' }),
+    ]);
+    await log.close();
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+    expect(String((results[1] as PromiseRejectedResult).reason)).toMatch(/audit record refused: canonical JSON/);
+    const records = (await allLines(dir)).map((l) => JSON.parse(l) as AuditRecord);
+    expect(records.map((r) => r.session)).toEqual(['', 'ok-1', 'ok-2']);
+    expect(records.map((r) => r.seq)).toEqual([0, 1, 2]);
+    expect((records[1]!.detail as { text: string }).text).toBe(text);
+    const report = await verifyAuditDir(dir, { trustedKeys: [(await ks.loadSigningKey()).verifierKey], strict: true });
+    expect(report.problem).toBeUndefined();
+  });
+
   it('lets only one process write a log directory at a time', async () => {
     const dir = await tmp();
     const ks = keyStore();
