@@ -10,6 +10,7 @@ export class Emitter<T> {
     return () => this.listeners.delete(listener);
   };
   fire(value: T): void {
+    if (this.listeners.size === 0) return;
     for (const l of [...this.listeners]) {
       try {
         l(value);

@@ -323,8 +323,8 @@ export class SignedAuditLog implements AuditWriter {
     const w = this.batch;
     w.truncate(0);
     let { seq, prev } = this;
-    for (const [index, entry] of entries.entries()) {
-      const record = { ...entry, v: AUDIT_RECORD_VERSION, seq, time, prev } as AuditRecord & { unsigned?: true };
+    for (let index = 0; index < entries.length; index++) {
+      const record = { ...entries[index], v: AUDIT_RECORD_VERSION, seq, time, prev } as AuditRecord & { unsigned?: true };
       if (!this.key) record.unsigned = true;
       else if ('unsigned' in record) delete record.unsigned;
       const start = w.length;
