@@ -85,7 +85,8 @@ export default async function (): Promise<void> {
   };
   console.log(`verify (${fmt(200_001)} records, ${(bytes / 1e6).toFixed(0)} MB; hashes, linkage, Merkle roots and signatures checked):`);
   await verifyRuns('this thread only (verifyAuditFiles)', () => verifyAuditFiles(files, opts));
-  await verifyRuns(`with ${defaultWorkerCount()} worker thread(s) (verifyAuditFilesParallel, as \`tether audit verify\`)`, () => verifyAuditFilesParallel(files, opts));
+  const workers = Math.max(1, defaultWorkerCount());
+  await verifyRuns(`with ${workers} worker thread(s) (verifyAuditFilesParallel; \`tether audit verify\` uses ${defaultWorkerCount()} here)`, () => verifyAuditFilesParallel(files, { ...opts, workers }));
 
   const body = formatCheckpoint({ origin: 'tether.audit/0123456789abcdef', size: 123456, root: new Uint8Array(32).fill(7), extensions: [`time ${new Date().toISOString()}`] });
   const n = 2000;

@@ -48,7 +48,7 @@ export interface AuditVerifyOptions {
   /**
    * verifyAuditDir and verifyAuditFilesParallel: worker threads that hash and
    * scan records while this thread checks them in order (0: none). Default:
-   * one less than the cores, at most 4, for logs over 8 MiB.
+   * defaultWorkerCount() (none below 4 cores) for logs over 8 MiB.
    */
   readonly workers?: number;
 }
@@ -606,7 +606,7 @@ export async function verifyAuditFilesParallel(files: readonly AuditFile[], opts
   const { checkpoints, segments, others } = classify(files);
   const bytes = segments.reduce((n, s) => n + s.bytes.length, 0);
   const workers = opts.workers ?? (bytes >= PARALLEL_MIN_BYTES ? defaultWorkerCount() : 0);
-  if (workers === 0) return verifyAuditFiles(files, opts);
+  if (workers <= 0) return verifyAuditFiles(files, opts);
   const v = new AuditVerifier(opts);
   const lines = new LinePreparer(
     segments.map((s) => s.bytes),

@@ -1,8 +1,8 @@
 // Worker thread of the parallel verifier (line-preparer.ts): prepares the
 // lines of the chunks it is sent (prepared-lines.ts) and sends the results
 // back. It checks nothing itself; the verifier thread does.
-import { parentPort } from 'node:worker_threads';
-import { prepareLines } from './prepared-lines.ts';
+import { parentPort, workerData } from 'node:worker_threads';
+import { CLAIM_NONE, CLAIM_WORKER, prepareLines } from './prepared-lines.ts';
 
 export interface PrepareJob {
   readonly id: number;
@@ -12,7 +12,13 @@ export interface PrepareJob {
 
 const port = parentPort;
 if (!port) throw new Error('audit-verify-worker.ts runs only as a worker thread');
+const claims = (workerData as { claims: Int32Array }).claims;
 port.on('message', (job: PrepareJob) => {
+  // The verifier's thread may have started this chunk itself meanwhile.
+  if (Atomics.compareExchange(claims, job.id, CLAIM_NONE, CLAIM_WORKER) !== CLAIM_NONE) {
+    port.postMessage({ id: job.id, skipped: true });
+    return;
+  }
   try {
     const bytes = Buffer.from(job.bytes.buffer, job.bytes.byteOffset, job.bytes.length); // native indexOf
     const c = prepareLines(bytes, 0, bytes.length);

@@ -1,22 +1,24 @@
 // Spreads the per-line work of verification (prepared-lines.ts) over worker
-// threads while the verifier's thread does the sequential part, and takes
-// chunks itself whenever it would otherwise wait. A chunk a worker fails on
-// (or a worker that dies) is prepared on this thread instead: a worker can
-// slow verification down, never change its result.
+// threads while the verifier's thread does the sequential part. Chunks are
+// queued at the workers ahead of time, but whoever starts a chunk first
+// claims it (a shared flag): this thread takes any chunk no worker has
+// started rather than wait, so a starved or slow worker costs little. A chunk
+// a worker fails on (or a worker that dies) is prepared on this thread
+// instead: a worker can slow verification down, never change its result.
 
 import { availableParallelism } from 'node:os';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { PrepareJob } from './audit-verify-worker.ts';
-import { PreparedSegment, prepareLines, type PreparedChunk } from './prepared-lines.ts';
+import { CLAIM_HERE, CLAIM_NONE, PreparedSegment, prepareLines, type PreparedChunk } from './prepared-lines.ts';
 
 const workerUrl = new URL(`./audit-verify-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
 export interface LinePreparerOptions {
-  /** Worker threads (default: one less than the cores, at most 4). */
+  /** Worker threads (default: defaultWorkerCount()). */
   readonly workers?: number;
-  /** Bytes of whole lines per chunk (default 2 MiB). */
+  /** Bytes of whole lines per chunk (default 1 MiB). */
   readonly chunkBytes?: number;
   /** Chunks queued at each worker (default 6). */
   readonly depth?: number;
@@ -40,8 +42,18 @@ interface WorkerSlot {
   dead: boolean;
 }
 
+const turn = () => new Promise<void>((r) => setImmediate(r));
+/** A chunk a worker has not finished after this long is prepared here as well. */
+const STUCK_MS = 10_000;
+
+/**
+ * One less than the cores, at most 4; none below 4 cores: with two, the
+ * worker mostly competes with this thread and the rest of the machine
+ * (measured slower than one thread whenever the machine was busy).
+ */
 export function defaultWorkerCount(): number {
-  return Math.max(1, Math.min(4, availableParallelism() - 1));
+  const cores = availableParallelism();
+  return cores >= 4 ? Math.min(4, cores - 1) : 0;
 }
 
 export class LinePreparer {
@@ -51,10 +63,12 @@ export class LinePreparer {
   private readonly depth: number;
   private nextTodo = 0;
   private byWorkers = 0;
+  /** Per chunk: CLAIM_*, set by whoever starts it (Atomics). */
+  private readonly claims: Int32Array;
 
   /** Segments that do not end with a newline get no chunks: the verifier refuses them before reading a line. */
   constructor(segments: readonly Uint8Array[], opts: LinePreparerOptions = {}) {
-    const chunkBytes = opts.chunkBytes ?? 2 * 1024 * 1024;
+    const chunkBytes = opts.chunkBytes ?? 1024 * 1024;
     this.depth = opts.depth ?? 6;
     segments.forEach((bytes, segment) => {
       const list: Chunk[] = [];
@@ -70,6 +84,7 @@ export class LinePreparer {
       }
       this.bySegment.push(list);
     });
+    this.claims = new Int32Array(new SharedArrayBuffer(4 * Math.max(1, this.chunks.length)));
     const workers = Math.min(opts.workers ?? defaultWorkerCount(), this.chunks.length);
     for (let i = 0; i < workers; i++) this.startWorker();
   }
@@ -82,17 +97,26 @@ export class LinePreparer {
       for (;;) {
         this.dispatch();
         if (c.state === 'done') break;
-        if (c.state === 'todo') {
+        if (c.state === 'todo' || this.claimHere(c)) {
           this.prepareHere(c);
+          await turn(); // workers' messages (results, and their start) need this thread's event loop
           break;
         }
-        // c is at a worker: prepare a later chunk meanwhile, or wait.
-        const later = this.firstTodo();
-        if (later) {
-          this.prepareHere(later);
-          await new Promise<void>((r) => setImmediate(r)); // let finished chunks arrive
+        // A worker is preparing c: prepare another chunk meanwhile, or wait.
+        const other = this.unclaimedAfter(c);
+        if (other) {
+          this.prepareHere(other);
+          await turn();
         } else {
-          await new Promise<void>((r) => c.waiters.push(r));
+          // Wait; a worker that seems stuck (a bug) is not waited for: prepare it here too, first result wins.
+          const arrived = await new Promise<boolean>((r) => {
+            const timer = setTimeout(() => r(false), STUCK_MS);
+            c.waiters.push(() => {
+              clearTimeout(timer);
+              r(true);
+            });
+          });
+          if (!arrived && c.state === 'sent') this.prepareHere(c);
         }
       }
     }
@@ -112,6 +136,20 @@ export class LinePreparer {
   private firstTodo(): Chunk | undefined {
     while (this.nextTodo < this.chunks.length && this.chunks[this.nextTodo]!.state !== 'todo') this.nextTodo++;
     return this.chunks[this.nextTodo];
+  }
+
+  /** Claims a chunk queued at a worker that has not started it. */
+  private claimHere(c: Chunk): boolean {
+    return c.state === 'sent' && Atomics.compareExchange(this.claims, c.id, CLAIM_NONE, CLAIM_HERE) === CLAIM_NONE;
+  }
+
+  /** The first chunk after c that nobody has started, claimed for this thread. */
+  private unclaimedAfter(c: Chunk): Chunk | undefined {
+    for (let id = c.id + 1; id < this.chunks.length; id++) {
+      const d = this.chunks[id]!;
+      if (d.state === 'todo' || this.claimHere(d)) return d;
+    }
+    return undefined;
   }
 
   private prepareHere(c: Chunk): void {
@@ -141,13 +179,13 @@ export class LinePreparer {
   }
 
   private startWorker(): void {
-    const worker = new Worker(workerUrl);
+    const worker = new Worker(workerUrl, { workerData: { claims: this.claims } });
     const slot: WorkerSlot = { worker, outstanding: 0, dead: false };
     this.slots.push(slot);
     worker.on('message', (m: { id: number; chunk?: PreparedChunk; error?: string }) => {
       const c = this.chunks[m.id]!;
       slot.outstanding--;
-      if (c.state !== 'sent') return;
+      if (c.state !== 'sent') return; // claimed here meanwhile: the worker skipped it
       if (m.chunk) {
         this.byWorkers++;
         this.finish(c, { ...m.chunk, start: c.start, end: c.end });

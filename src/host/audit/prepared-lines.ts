@@ -34,6 +34,11 @@ export interface PreparedChunk {
   readonly prevs: Uint8Array;
 }
 
+/** Who started preparing a chunk (line-preparer.ts; a shared Int32Array, changed with Atomics). */
+export const CLAIM_NONE = 0;
+export const CLAIM_WORKER = 1;
+export const CLAIM_HERE = 2;
+
 /** The scan refused the line: the verifier parses it whole. */
 export const HEAD_REFUSED = 0;
 export const HEAD_COMPACT = 1;

@@ -4,13 +4,11 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Worker } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { classify, readAuditDir, verifyAuditFiles, verifyAuditFilesParallel, type AuditFile, type AuditVerifyOptions } from '../../../src/host/audit/audit-verifier.ts';
 import { LinePreparer } from '../../../src/host/audit/line-preparer.ts';
-import { leafHexOfBytes } from '../../../src/host/audit/hashing.ts';
-import { prepareLines } from '../../../src/host/audit/prepared-lines.ts';
-import { scanRecordHead } from '../../../src/host/audit/record-head.ts';
+import { CLAIM_HERE, CLAIM_WORKER, prepareLines, type PreparedChunk } from '../../../src/host/audit/prepared-lines.ts';
 import { SignedAuditLog } from '../../../src/host/audit/signed-audit-log.ts';
 import { NoteSigningKey } from '../../../src/host/keychain/note-key.ts';
 import { StaticKeyStore } from '../../../src/host/keychain/static-key-store.ts';
@@ -65,26 +63,23 @@ describe('parallel audit verification', () => {
     }
   }, 60_000);
 
-  it('has its workers prepare chunks, with the same results as this thread', async () => {
-    const segs = classify(files).segments.map((s) => s.bytes);
-    const lp = new LinePreparer(segs, { workers: 1, chunkBytes: 4096 });
+  it('has a worker thread prepare a chunk exactly as this thread does, and skip one this thread has claimed', async () => {
+    const bytes = classify(files).segments[2]!.bytes;
+    const claims = new Int32Array(new SharedArrayBuffer(8));
+    const worker = new Worker(new URL('../../../src/host/audit/audit-verify-worker.ts', import.meta.url), { workerData: { claims } });
     try {
-      for (const [i, bytes] of segs.entries()) {
-        const p = (await lp.segment(i))!;
-        let prev = '';
-        for (let start = 0; start < bytes.length; ) {
-          const nl = bytes.indexOf(10, start);
-          const leaf = leafHexOfBytes(bytes.subarray(start, nl));
-          expect(p.nextLine()).toBe(nl);
-          expect(p.leaf()).toBe(leaf);
-          expect(p.head(start, nl, prev)).toEqual(scanRecordHead(bytes, start, nl, prev));
-          prev = leaf;
-          start = nl + 1;
-        }
-      }
-      expect(lp.stats.byWorkers).toBeGreaterThan(0); // the first chunk always goes to the worker
+      const reply = (id: number) => {
+        const got = new Promise<{ id: number; chunk?: PreparedChunk; skipped?: boolean }>((r) => worker.once('message', r));
+        worker.postMessage({ id, bytes: new Uint8Array(bytes) });
+        return got;
+      };
+      const done = await reply(0);
+      expect(done.chunk).toEqual({ ...prepareLines(bytes, 0, bytes.length) });
+      expect(claims[0]).toBe(CLAIM_WORKER);
+      claims[1] = CLAIM_HERE;
+      expect(await reply(1)).toEqual({ id: 1, skipped: true });
     } finally {
-      await lp.close();
+      await worker.terminate();
     }
   });
 
