@@ -11,9 +11,8 @@ import { join } from 'node:path';
 import type { AuditEntry } from '../../src/common/audit-record.ts';
 import { formatCheckpoint, signNote } from '../../src/common/signed-note.ts';
 import { AuditOutbox } from '../../src/host/audit/audit-outbox.ts';
-import { readAuditDir, verifyAuditFiles, verifyAuditFilesParallel, type AuditVerifyReport } from '../../src/host/audit/audit-verifier.ts';
+import { readAuditDir, verifyAuditFiles } from '../../src/host/audit/audit-verifier.ts';
 import { HttpCollectorSink } from '../../src/host/audit/http-collector-sink.ts';
-import { defaultWorkerCount } from '../../src/host/audit/line-preparer.ts';
 import { SignedAuditLog } from '../../src/host/audit/signed-audit-log.ts';
 import { NoteSigningKey } from '../../src/host/keychain/note-key.ts';
 import { StaticKeyStore } from '../../src/host/keychain/static-key-store.ts';
@@ -66,27 +65,23 @@ export default async function (): Promise<void> {
 
   const files = await readAuditDir(bigDir);
   const bytes = files.reduce((n, f) => n + f.bytes.length, 0);
-  const opts = { trustedKeys: [key.verifierKey] };
-  const verifyRuns = async (name: string, run: () => Promise<AuditVerifyReport> | AuditVerifyReport) => {
-    const rates: number[] = [];
-    const cpus: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const t = performance.now();
-      const cpu = process.cpuUsage();
-      const report = await run();
-      const used = process.cpuUsage(cpu); // every thread of the process
-      const s = (performance.now() - t) / 1000;
-      if (!report.ok) throw new Error(`bench log does not verify: ${report.problem?.reason}`);
-      rates.push(report.records / s);
-      cpus.push((used.user + used.system) / report.records);
-    }
-    const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    console.log(`  ${name}: ${fmt(Math.max(...rates))} records/s best, ${fmt(mid(rates))} median of 5  (${mid(cpus).toFixed(1)} µs CPU per record, all threads)`);
-  };
-  console.log(`verify (${fmt(200_001)} records, ${(bytes / 1e6).toFixed(0)} MB; hashes, linkage, Merkle roots and signatures checked):`);
-  await verifyRuns('this thread only (verifyAuditFiles)', () => verifyAuditFiles(files, opts));
-  const workers = Math.max(1, defaultWorkerCount());
-  await verifyRuns(`with ${workers} worker thread(s) (verifyAuditFilesParallel; \`tether audit verify\` uses ${defaultWorkerCount()} here)`, () => verifyAuditFilesParallel(files, { ...opts, workers }));
+  const rates: number[] = [];
+  const cpus: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t = performance.now();
+    const cpu = process.cpuUsage();
+    const report = verifyAuditFiles(files, { trustedKeys: [key.verifierKey] });
+    const used = process.cpuUsage(cpu);
+    const s = (performance.now() - t) / 1000;
+    if (!report.ok) throw new Error(`bench log does not verify: ${report.problem?.reason}`);
+    rates.push(report.records / s);
+    cpus.push((used.user + used.system) / report.records);
+  }
+  const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  console.log(
+    `verify: ${fmt(mid(rates))} records/s median of 5, ${fmt(Math.max(...rates))} best  (${fmt(200_001)} records, ${(bytes / 1e6).toFixed(0)} MB in memory; ` +
+      `hashes, linkage, Merkle roots and signatures checked; ${mid(cpus).toFixed(1)} µs CPU per record)`,
+  );
 
   const body = formatCheckpoint({ origin: 'tether.audit/0123456789abcdef', size: 123456, root: new Uint8Array(32).fill(7), extensions: [`time ${new Date().toISOString()}`] });
   const n = 2000;

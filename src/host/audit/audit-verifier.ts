@@ -11,9 +11,6 @@
 //
 // AuditVerifier is incremental (checkpoints first, then segments in order) and
 // can be cloned between segments, so a collector can verify as data arrives.
-// verifyAuditDir / verifyAuditFilesParallel hand the per-record hashing and
-// scanning of large logs to worker threads (line-preparer.ts) and keep every
-// check here, in order; the report is the same.
 
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -23,8 +20,6 @@ import { MerkleFrontier } from '../../common/merkle.ts';
 import { encodeBase64, keyIdHex, openNote, parseCheckpoint, parseNote, type Checkpoint, type NoteSignature } from '../../common/signed-note.ts';
 import { noteVerifier, type ParsedNoteVerifier } from '../keychain/note-key.ts';
 import { hexNodeHasher, leafHexOfBytes, sha256Hex, toHex } from './hashing.ts';
-import { LinePreparer, defaultWorkerCount, type LinePreparerOptions } from './line-preparer.ts';
-import type { PreparedSegment } from './prepared-lines.ts';
 import { headOf, scanRecordHead, type RecordHead } from './record-head.ts';
 import { CHECKPOINTS_FILE, KEYS_DIR, LOCK_FILE, OUTBOX_DIR, SEALED_DIR, parseCheckpointLine, parseSegmentFileName, sortSegments, type CheckpointLine, type SegmentName } from './log-layout.ts';
 
@@ -45,12 +40,6 @@ export interface AuditVerifyOptions {
    * reference the fast path is tested against.
    */
   readonly parseWholeRecords?: boolean;
-  /**
-   * verifyAuditDir and verifyAuditFilesParallel: worker threads that hash and
-   * scan records while this thread checks them in order (0: none). Default:
-   * defaultWorkerCount() (none below 4 cores) for logs over 8 MiB.
-   */
-  readonly workers?: number;
 }
 
 export interface AuditProblem {
@@ -283,12 +272,8 @@ export class AuditVerifier {
     this.byOrigin = new Map(this.byOrigin).set(body.origin, sizes);
   }
 
-  /**
-   * Phase 2: one segment file, in (chain, first seq) order. `prepared`: its
-   * lines' ends, hashes and heads computed elsewhere (prepared-lines.ts; the
-   * parallel verifier's workers), used instead of computing them here.
-   */
-  addSegment(seg: SegmentName, bytes: Buffer, prepared?: PreparedSegment): void {
+  /** Phase 2: one segment file, in (chain, first seq) order. */
+  addSegment(seg: SegmentName, bytes: Buffer): void {
     const fail = (reason: string, line?: number, seq?: number): never => {
       throw new VerifyFailure({ file: seg.file, ...(line !== undefined ? { line } : {}), ...(seq !== undefined ? { seq } : {}), reason });
     };
@@ -313,7 +298,7 @@ export class AuditVerifier {
     let start = 0;
     let lineNo = 0;
     while (start < bytes.length) {
-      const nl = prepared ? prepared.nextLine() : bytes.indexOf(10, start);
+      const nl = bytes.indexOf(10, start);
       const lineStart = start;
       start = nl + 1;
       lineNo++;
@@ -323,7 +308,7 @@ export class AuditVerifier {
       // exactly as JSON.parse would give them; the rest of the line is covered
       // by its hash. The whole record is parsed when its detail matters, in
       // strict mode, and whenever the scan cannot vouch for the line.
-      let h: RecordHead | undefined = whole || first ? undefined : prepared ? prepared.head(lineStart, nl, this.prev) : scanRecordHead(bytes, lineStart, nl, this.prev);
+      let h: RecordHead | undefined = whole || first ? undefined : scanRecordHead(bytes, lineStart, nl, this.prev);
       let r: AuditRecord | undefined;
       let text = '';
       if (h === undefined || DETAILED_TYPES.has(h.type as string)) {
@@ -350,7 +335,7 @@ export class AuditVerifier {
       else if (h.type === 'log.start') fail('a log.start record in the middle of a chain', lineNo, seq);
       if ((h.unsigned === true) !== (chain!.key === null)) fail(chain!.key === null ? 'a record without unsigned: true in an unsigned chain' : 'a record marked unsigned in a signed chain', lineNo, seq);
 
-      const leaf = prepared ? prepared.leaf() : leafHexOfBytes(bytes.subarray(lineStart, nl));
+      const leaf = leafHexOfBytes(bytes.subarray(lineStart, nl));
       chain!.frontier.append(leaf);
       this.prev = leaf;
       this.nextSeq++;
@@ -595,37 +580,6 @@ export function runVerifierSteps(v: AuditVerifier, steps: (v: AuditVerifier) => 
   }
 }
 
-/** Logs smaller than this are verified on the calling thread only: starting workers would cost more. */
-const PARALLEL_MIN_BYTES = 8 * 1024 * 1024;
-
-/**
- * verifyAuditFiles with the per-record hashing and scanning spread over
- * worker threads (line-preparer.ts); the same report.
- */
-export async function verifyAuditFilesParallel(files: readonly AuditFile[], opts: AuditVerifyOptions, preparer: LinePreparerOptions = {}): Promise<AuditVerifyReport> {
-  const { checkpoints, segments, others } = classify(files);
-  const bytes = segments.reduce((n, s) => n + s.bytes.length, 0);
-  const workers = opts.workers ?? (bytes >= PARALLEL_MIN_BYTES ? defaultWorkerCount() : 0);
-  if (workers <= 0) return verifyAuditFiles(files, opts);
-  const v = new AuditVerifier(opts);
-  const lines = new LinePreparer(
-    segments.map((s) => s.bytes),
-    { ...preparer, workers },
-  );
-  try {
-    v.loadTrustedCheckpoint();
-    v.scanForRotations(segments.map((s) => s.bytes));
-    v.loadCheckpoints(checkpoints?.bytes);
-    for (const [i, s] of segments.entries()) v.addSegment(s.name, s.bytes, await lines.segment(i));
-    return v.finish(others);
-  } catch (e) {
-    if (e instanceof VerifyFailure) return v.report(e.problem);
-    throw e;
-  } finally {
-    await lines.close();
-  }
-}
-
 export async function readAuditDir(dir: string): Promise<AuditFile[]> {
   const out: AuditFile[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
@@ -644,7 +598,7 @@ export async function verifyAuditDir(dir: string, opts: AuditVerifyOptions): Pro
   } catch (e) {
     return { ok: false, records: 0, checkpoints: 0, chains: [], problem: { file: dir, reason: `cannot read the log directory: ${(e as Error).message}` }, warnings: [], keysUsed: [] };
   }
-  return verifyAuditFilesParallel(files, opts);
+  return verifyAuditFiles(files, opts);
 }
 
 function notTrustedReason(where: string, size: number, signatures: readonly NoteSignature[], retired: boolean): string {
