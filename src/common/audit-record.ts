@@ -10,7 +10,7 @@ export const AUDIT_RECORD_VERSION = 1;
 export type AuditEventType =
   | 'session.start' | 'session.end'
   | 'decision' | 'outcome'
-  | 'agent.exit'
+  | 'agent.exit' | 'protocol.violation'
   | 'consent.disclosure'
   | 'log.start' | 'log.sealed-tail';
 
