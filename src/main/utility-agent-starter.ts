@@ -6,15 +6,15 @@
 // A utilityProcess is not OS-sandboxed and ignores Node's --permission
 // (DESIGN.md): containment is the broker, and an agent that holds nothing.
 
-import type { Stream } from '@agentclientprotocol/sdk';
-import { messagePortStream, type PortIssue } from './message-port-stream.ts';
+import type { AgentExit, AgentProcess, AgentStarter, AgentStartOptions } from '../host/agent-starter.ts';
+import { minimalAgentEnv } from '../host/agent-starter.ts';
+import { messagePortStream } from './message-port-stream.ts';
 
 /** The slice of Electron's UtilityProcess used here. */
 export interface UtilityProcessLike {
   readonly pid: number | undefined;
   postMessage(message: unknown): void;
   on(event: 'message', listener: (message: unknown) => void): unknown;
-  on(event: 'exit', listener: (code: number) => void): unknown;
   once(event: 'spawn', listener: () => void): unknown;
   once(event: 'exit', listener: (code: number) => void): unknown;
   removeListener(event: 'message', listener: (message: unknown) => void): unknown;
@@ -23,50 +23,26 @@ export interface UtilityProcessLike {
 
 export type UtilityFork = (modulePath: string, args: string[], options: { env: Record<string, string>; serviceName: string; stdio: 'inherit' | 'ignore' }) => UtilityProcessLike;
 
-export interface AgentExit {
-  readonly code: number | null;
-  readonly signal: string | null;
-}
-export interface UtilityAgentProcess {
-  readonly stream: Stream;
-  readonly exited: Promise<AgentExit>;
-  readonly pid: number | undefined;
-  kill(): void;
-}
-export interface UtilityStartOptions {
-  readonly env?: Readonly<Record<string, string>>;
-  readonly onFramingIssue?: (issue: PortIssue) => void;
-}
-
-/** Variables the agent may inherit; everything else (keys, tokens, NODE_OPTIONS, ELECTRON_*) is dropped. */
-const INHERITED = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'SYSTEMROOT'] as const;
+/** Names that must never reach the agent, even when a caller passes them on purpose. */
 const FORBIDDEN = /(_KEY|_TOKEN|_SECRET|PASSWORD|^NODE_OPTIONS$|^ELECTRON_|^LD_|^DYLD_)/i;
 
-export function utilityAgentEnv(parent: Readonly<Record<string, string | undefined>>, extra: Readonly<Record<string, string>> = {}): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const k of INHERITED) {
-    const v = parent[k];
-    if (v !== undefined) env[k] = v;
-  }
-  for (const [k, v] of Object.entries(extra)) {
+export function utilityAgentEnv(extra: Readonly<Record<string, string>> = {}): Record<string, string> {
+  for (const k of Object.keys(extra)) {
     if (FORBIDDEN.test(k)) throw new Error(`refusing to pass ${k} to the agent process: it must hold no secrets or loader settings`);
-    env[k] = v;
   }
-  return { ...env, TETHER_AGENT: '1', TETHER_AGENT_TRANSPORT: 'parent-port' };
+  return { ...minimalAgentEnv(extra), TETHER_AGENT_TRANSPORT: 'parent-port' };
 }
 
-export class UtilityAgentStarter {
+export class UtilityAgentStarter implements AgentStarter {
   private readonly fork: UtilityFork;
   private readonly entry: string;
-  private readonly parentEnv: Readonly<Record<string, string | undefined>>;
-  constructor(fork: UtilityFork, entry: string, parentEnv: Readonly<Record<string, string | undefined>> = process.env) {
+  constructor(fork: UtilityFork, entry: string) {
     this.fork = fork;
     this.entry = entry;
-    this.parentEnv = parentEnv;
   }
 
-  start(opts: UtilityStartOptions = {}): Promise<UtilityAgentProcess> {
-    const child = this.fork(this.entry, [], { env: utilityAgentEnv(this.parentEnv, opts.env), serviceName: 'Tether agent', stdio: 'inherit' });
+  start(opts: AgentStartOptions = {}): Promise<AgentProcess> {
+    const child = this.fork(this.entry, [], { env: utilityAgentEnv(opts.env), serviceName: 'Tether agent', stdio: 'inherit' });
     // Electron reports only an exit code; a crash (V8 fatal, killed) is a non-zero code.
     const exited = new Promise<AgentExit>((resolve) => child.once('exit', (code) => resolve({ code, signal: null })));
     return new Promise((resolve, reject) => {
