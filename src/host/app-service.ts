@@ -158,6 +158,8 @@ export class AppService implements ApiHandlers {
   private lastWorkspace: string | undefined;
   private restartTimer: ReturnType<typeof setTimeout> | undefined;
   private disposed = false;
+  /** The policy in force, kept for rule descriptions in the timeline. */
+  private engine: PolicyEngine | undefined;
 
   constructor(deps: AppServiceDeps) {
     this.deps = deps;
@@ -263,6 +265,7 @@ export class AppService implements ApiHandlers {
   getDisclosure = async ({ workspace }: { workspace?: string | undefined }): Promise<Disclosure> => {
     const ws = workspace ?? this.lastWorkspace;
     const engine = await this.deps.policy();
+    this.engine = engine;
     const items = discloseAccess(engine, ws ?? `${this.deps.home ?? '~'}/your-project`, this.deps.home);
     const fingerprint = disclosureFingerprint(items);
     const acked = await this.deps.settings.get(SETTINGS_ACK);
@@ -476,7 +479,7 @@ export class AppService implements ApiHandlers {
   }
 
   private describeRule(id: string): string {
-    return this.active?.session.describeRule?.(id) ?? id;
+    return this.active?.session.describeRule?.(id) ?? this.engine?.rule(id)?.description ?? id;
   }
 
   private questionView({ question: q, deadline }: PendingConsent): ConsentQuestionView {
