@@ -31,7 +31,13 @@ export function ndjsonStream(input: Readable, output: Writable, opts: NdjsonOpti
       output.write(JSON.stringify(msg) + '\n', (err) => (err ? reject(err) : resolve()));
     });
 
+  // Set once the consumer cancels (the host closed the connection): late bytes
+  // from a still-running agent are dropped instead of throwing into an event handler.
+  let done = false;
   const readable = new ReadableStream<AnyMessage>({
+    cancel() {
+      done = true;
+    },
     start(controller) {
       let parts: Buffer[] = [];
       let size = 0;
@@ -47,10 +53,11 @@ export function ndjsonStream(input: Readable, output: Writable, opts: NdjsonOpti
           void send(protocolError(-32700, 'Parse error: the message is not valid JSON')).catch(() => {});
           return;
         }
-        controller.enqueue(msg as AnyMessage);
+        if (!done) controller.enqueue(msg as AnyMessage);
       };
 
       input.on('data', (chunk: Buffer) => {
+        if (done) return;
         let start = 0;
         for (let nl = chunk.indexOf(0x0a, start); nl !== -1; nl = chunk.indexOf(0x0a, start)) {
           const piece = chunk.subarray(start, nl);
@@ -82,8 +89,14 @@ export function ndjsonStream(input: Readable, output: Writable, opts: NdjsonOpti
           }
         }
       });
-      input.on('end', () => controller.close());
-      input.on('error', (e) => controller.error(e));
+      input.on('end', () => {
+        if (!done) controller.close();
+        done = true;
+      });
+      input.on('error', (e) => {
+        if (!done) controller.error(e);
+        done = true;
+      });
     },
   });
 
