@@ -266,6 +266,8 @@ export const INVOKE = {
   sendPrompt: { args: z.object({ task: text(100_000).min(1) }).strict(), result: z.object({ accepted: z.boolean(), reason: text().optional() }) },
   /** The stop button: halts the broker (pending questions are denied at once) and cancels the agent's turn. */
   stopSession: { args: none, result: z.object({ stopped: z.boolean(), deniedQuestions: z.number().int().min(0) }) },
+  /** Closes the session (the agent process ends; its grants go with it). */
+  endSession: { args: none, result: SessionStatusSchema },
   answerConsent: {
     args: z.object({ id, answer: ConsentAnswerSchema }).strict(),
     result: z.object({ accepted: z.boolean(), reason: text().optional() }),

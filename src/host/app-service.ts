@@ -7,11 +7,12 @@
 // Invariants:
 //  1. Only a folder the user picked in the host's own picker becomes a workspace.
 //  2. No session starts before the disclosure for the policy in force is acknowledged.
-//  3. Stop denies every pending question before it returns, then cancels and
-//     closes the session; nothing the agent asks afterwards is allowed.
-//  4. An agent that dies unexpectedly is recorded in the audit log and shown
-//     to the user; it is restarted with backoff as a fresh session (new ACP
-//     session, no grants carried over, the task is not replayed).
+//  3. Stop denies every pending question before it returns and halts the
+//     broker, then cancels the agent's turn; nothing the agent asks afterwards
+//     is allowed until the user sends a new task. Ending a session closes it.
+//  4. An agent that dies unexpectedly is shown to the user (the session
+//     records it in the audit log) and restarted with backoff as a fresh
+//     session: new ACP session, no grants carried over, the task not replayed.
 
 import { realpath, stat, readFile, writeFile, mkdir, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -34,24 +35,19 @@ import { UiConsent, type PendingConsent } from './ui-consent.ts';
 
 type Provider = ArgsOf<'startSession'>['provider'];
 
-/** The slice of a started agent process the app watches. */
-export interface WatchedAgent {
-  readonly exited: Promise<{ readonly code: number | null; readonly signal: string | null }>;
-}
-export interface WatchableStarter<P extends WatchedAgent = WatchedAgent> {
-  start(...args: never[]): Promise<P>;
-}
-
 /** The slice of TetherSession (src/host/session.ts) the app drives. */
 export interface HostSession {
   readonly id: string;
   readonly broker: Broker;
   readonly grants: GrantStore;
   prompt(task: string): Promise<{ stopReason: string }>;
-  /** Stop: halts the broker and cancels the agent's turn. */
-  cancel(): Promise<void>;
+  /** The stop button: halts the broker (until the next prompt) and cancels the agent's turn. */
+  stop(reason?: string): Promise<void>;
   close(): Promise<void>;
+  /** ACP `session/update` notifications. */
   readonly onDidUpdate: Event<unknown>;
+  /** The agent process ended (crash, kill, or close). */
+  readonly onDidAgentExit: Event<{ readonly code: number | null; readonly signal: string | null }>;
   /** Command output, once the sandboxed shell streams it. */
   readonly onDidTerminalOutput?: Event<TerminalOutput>;
   /** Description of a policy rule, for "allowed by rule X". */
@@ -64,8 +60,6 @@ export interface SessionRequest {
   readonly model?: string;
   readonly consent: ConsentPort;
   readonly consentTimeoutMs: number;
-  /** Wrap the agent starter with this so the app sees the agent process die. */
-  readonly watchAgent: <S extends WatchableStarter>(starter: S) => S;
 }
 
 export interface AuditSink {
@@ -134,6 +128,7 @@ interface Active {
   readonly disposers: (() => void)[];
   closing: boolean;
   agentExited: boolean;
+  stopped: boolean;
 }
 
 export class AppService implements ApiHandlers {
@@ -219,7 +214,8 @@ export class AppService implements ApiHandlers {
   sendPrompt = async ({ task }: { task: string }): Promise<{ accepted: boolean; reason?: string }> => {
     const a = this.active;
     if (!a || a.closing) return { accepted: false, reason: 'no session is running; start one first' };
-    if (this.status.state === 'running') return { accepted: false, reason: 'the agent is still working on the last task' };
+    if (this.status.state === 'running' || this.status.state === 'stopping') return { accepted: false, reason: 'the agent is still working on the last task; stop it first' };
+    a.stopped = false;
     this.runPrompt(task);
     return { accepted: true };
   };
@@ -229,21 +225,33 @@ export class AppService implements ApiHandlers {
     const a = this.active;
     // Deny first, synchronously: the user pressed stop, nothing pending may be allowed after this.
     const denied = this.consent.denyAll('stopped by you');
-    if (!a) {
-      if (this.status.state === 'restarting') this.setStatus({ ...this.status, state: 'stopped', detail: 'stopped by you' });
+    if (!a || a.closing) {
+      if (this.status.state === 'restarting') this.setStatus({ ...this.status, state: 'stopped', detail: 'stopped by you; the agent was not restarted' });
       return { stopped: false, deniedQuestions: denied };
     }
-    a.closing = true;
+    a.stopped = true;
     a.session.broker.halt('the agent was stopped by the user');
     this.setStatus({ ...this.status, state: 'stopping' });
     try {
-      await a.session.cancel();
+      await a.session.stop('stopped by the user');
     } catch {
-      // cancel of a dead agent: close below still ends it
+      // a dead agent cannot be cancelled; the broker is halted either way
     }
-    await this.closeActive();
-    this.setStatus({ ...this.status, state: 'stopped', detail: 'stopped by you' });
+    if (this.active === a && !a.closing) this.setStatus({ ...this.status, state: 'stopped', detail: 'Stopped by you. Pending requests were denied. Send a new task to continue, or end the session.' });
     return { stopped: true, deniedQuestions: denied };
+  };
+
+  endSession = async (): Promise<SessionStatus> => {
+    clearTimeout(this.restartTimer);
+    this.consent.denyAll('the session ended');
+    const a = this.active;
+    if (a) {
+      a.closing = true;
+      a.session.broker.halt('the session ended');
+      await this.closeActive();
+    }
+    this.setStatus({ state: 'none', ...(this.lastWorkspace ? { workspace: this.lastWorkspace } : {}) });
+    return this.status;
   };
 
   answerConsent = async ({ id, answer }: { id: string; answer: 'once' | 'session' | 'deny' }) => this.consent.answer(id, answer);
@@ -322,21 +330,14 @@ export class AppService implements ApiHandlers {
     this.consent.reset();
     this.rulesByRequest.clear();
     this.setStatus({ state: 'starting', workspace: params.workspace, provider: params.provider, ...(params.model ? { model: params.model } : {}) });
-    const holder: { active?: Active } = {};
     let session: HostSession;
     try {
-      session = await this.deps.startSession({
-        ...params,
-        consent: this.consent,
-        consentTimeoutMs: this.consentTimeoutMs,
-        watchAgent: (starter) => this.watch(starter, () => holder.active),
-      });
+      session = await this.deps.startSession({ ...params, consent: this.consent, consentTimeoutMs: this.consentTimeoutMs });
     } catch (e) {
       this.setStatus({ ...this.status, state: 'failed', detail: `the session could not start: ${(e as Error).message}` });
       throw new ContractError('failed', `the session could not start: ${(e as Error).message}`);
     }
-    const a: Active = { session, params, disposers: [], closing: false, agentExited: false };
-    holder.active = a;
+    const a: Active = { session, params, disposers: [], closing: false, agentExited: false, stopped: false };
     this.active = a;
     this.sessionIds.add(session.id);
     const { broker, grants } = session;
@@ -345,6 +346,10 @@ export class AppService implements ApiHandlers {
       broker.onDidComplete((e) => this.onComplete(e)),
       grants.onDidChange(() => this.emit('grantsChanged', { grants: this.grantViews() })),
       session.onDidUpdate((u) => this.onUpdate(session.id, u)),
+      session.onDidAgentExit((exit) => {
+        a.agentExited = true;
+        if (!a.closing && this.active === a && !this.disposed) void this.onAgentCrash(a, exit);
+      }),
     );
     if (session.onDidTerminalOutput) a.disposers.push(session.onDidTerminalOutput((t) => this.emit('terminalOutput', t)));
     this.setStatus({ ...this.status, state: 'idle', sessionId: session.id });
@@ -359,30 +364,17 @@ export class AppService implements ApiHandlers {
     this.emit('agentUpdate', { sessionId: a.session.id, kind: 'user', text: task });
     a.session.prompt(task).then(
       ({ stopReason }) => {
-        if (this.active === a && !a.closing) this.setStatus({ ...this.status, state: 'idle', stopReason });
+        if (this.active !== a || a.closing) return;
+        if (a.stopped) this.setStatus({ ...this.status, state: 'stopped', stopReason });
+        else this.setStatus({ ...this.status, state: 'idle', stopReason });
       },
       async (e: Error) => {
         // A dying agent rejects the prompt too; the crash path reports that one.
         await delay(200);
         if (this.active !== a || a.closing || a.agentExited) return;
-        this.setStatus({ ...this.status, state: 'idle', stopReason: 'error', detail: `the agent's turn failed: ${e.message}` });
+        this.setStatus({ ...this.status, state: a.stopped ? 'stopped' : 'idle', stopReason: 'error', detail: `the agent's turn failed: ${e.message}` });
       },
     );
-  }
-
-  private watch<S extends WatchableStarter>(starter: S, owner: () => Active | undefined): S {
-    const start = starter.start.bind(starter) as (...args: never[]) => Promise<WatchedAgent>;
-    const watched = Object.create(starter) as S;
-    (watched as { start: unknown }).start = async (...args: never[]) => {
-      const proc = await start(...args);
-      void proc.exited.then((exit) => {
-        const a = owner();
-        if (a) a.agentExited = true;
-        if (a && !a.closing && this.active === a && !this.disposed) void this.onAgentCrash(a, exit);
-      });
-      return proc;
-    };
-    return watched;
   }
 
   private async onAgentCrash(a: Active, exit: { code: number | null; signal: string | null }): Promise<void> {
@@ -392,17 +384,8 @@ export class AppService implements ApiHandlers {
     this.consent.denyAll('the agent process died');
     a.session.broker.halt('the agent process died');
     const { attempt, delayMs } = this.backoff.next(this.now());
-    try {
-      const { seq } = await this.deps.audit.append({
-        type: 'agent.exit',
-        session: a.session.id,
-        detail: { unexpected: true, code: exit.code, signal: exit.signal, attempt, restartInMs: delayMs },
-      });
-      this.appSeqs.add(seq);
-      this.emit('auditAppended', { seq });
-    } catch (e) {
-      console.error('tether: could not record the agent crash in the audit log:', e);
-    }
+    // The session has written the agent.exit record; the timeline's audit view picks it up.
+    this.emit('auditAppended', { seq: 0 });
     this.emit('agentCrashed', { message, exitCode: exit.code, signal: exit.signal, attempt, restartInMs: delayMs });
     await this.closeActive();
     if (delayMs === null) {

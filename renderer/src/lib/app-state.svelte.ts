@@ -46,8 +46,10 @@ export class AppState {
 
   readonly current = $derived<ConsentQuestionView | undefined>(this.queue[0]);
   readonly filteredActivity = $derived(this.activity.filter((e) => matchesFilter(e, this.filter, this.filterText)));
-  readonly running = $derived(['starting', 'running', 'idle', 'stopping', 'restarting'].includes(this.session.state));
-  readonly canStop = $derived(['starting', 'running', 'idle', 'restarting'].includes(this.session.state));
+  /** A session exists (maybe stopped): the task box replaces the start form. */
+  readonly hasSession = $derived(['starting', 'running', 'idle', 'stopping', 'stopped', 'restarting'].includes(this.session.state));
+  readonly canStop = $derived(['starting', 'running', 'idle', 'restarting'].includes(this.session.state) || this.queue.length > 0);
+  readonly canSend = $derived(this.session.state === 'idle' || this.session.state === 'stopped');
 
   private terminalChunks: TerminalOutput[] = [];
   private readonly terminalListeners = new Set<(t: TerminalOutput) => void>();
@@ -187,6 +189,11 @@ export class AppState {
     // Clear the dialogs at once; the host's consentSettled events confirm it.
     this.queue = [];
     await this.attempt('Stop failed', () => this.api.stopSession());
+  }
+
+  async end(): Promise<void> {
+    this.queue = [];
+    await this.attempt('Ending the session failed', () => this.api.endSession());
   }
 
   async answer(id: string, answer: 'once' | 'session' | 'deny'): Promise<void> {
