@@ -33,6 +33,19 @@ export interface ResolvedPath {
   readonly type?: 'file' | 'directory' | 'symlink' | 'other';
   /** A regular file with more than one hard link: its content may belong to a file outside. */
   readonly hardLinked?: boolean;
+  /** The absolute path as asked for (after `..` normalisation), when symlinks made `path` differ. */
+  readonly requested?: string;
+  /** Host-side: what the workspace jail saw, so an effect can refuse a target swapped in since. */
+  readonly identity?: PathIdentity;
+}
+
+/** File identities ("dev:ino[:birth time]") seen at resolution. Set by the host only, never taken from the agent. */
+export interface PathIdentity {
+  /** The target itself, when it existed. */
+  readonly target?: string;
+  /** The nearest existing directory on the canonical path: the parent, or an ancestor when directories are missing. */
+  readonly dir: string;
+  readonly dirId: string;
 }
 
 export interface CapabilityRequest {

@@ -10,6 +10,12 @@ export interface PolicyRuleInfo {
   readonly description: string;
   /** managed | user | default */
   readonly source: PolicySourceKind;
+  /** Where the policy is written, for `policy explain` and dialogs that link to it. */
+  readonly file?: string;
+  readonly line?: number;
+  readonly effect?: 'permit' | 'forbid';
+  /** A permit annotated `@ask`: it asks the user instead of allowing. */
+  readonly ask?: boolean;
 }
 
 export type PolicySourceKind = 'managed' | 'user' | 'default';

@@ -1,0 +1,118 @@
+// Assembles a complete host for one session without Electron: policy, audit,
+// egress gateway, agent process, broker. Used by the CLI (`tether run`,
+// `tether demo`), the dev bridge and the integration tests, so all of them
+// exercise the same wiring the desktop app uses.
+
+import { randomUUID } from 'node:crypto';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { AgentStarter } from './agent-starter.ts';
+import type { AuditWriter } from './audit/audit-writer.ts';
+import { JsonlAuditWriter } from './audit/jsonl-audit-writer.ts';
+import type { ConsentPort } from './consent.ts';
+import { EgressGateway } from './egress/gateway.ts';
+import { CedarPolicyEngine } from './policy/cedar-policy-engine.ts';
+import { TetherSession, type Provider } from './session.ts';
+
+export const DEFAULT_BASE_URLS: Readonly<Record<Provider, string>> = {
+  anthropic: 'https://api.anthropic.com',
+  openai: 'https://api.openai.com/v1',
+};
+export const DEFAULT_MODELS: Readonly<Record<Provider, string>> = {
+  anthropic: 'claude-sonnet-4-5',
+  openai: 'gpt-5',
+};
+
+export function defaultDataDir(): string {
+  const base = process.env['XDG_DATA_HOME'] ?? join(homedir(), '.local', 'share');
+  return process.env['TETHER_DATA_DIR'] ?? join(base, 'tether');
+}
+
+export interface HeadlessOptions {
+  readonly workspace: string;
+  readonly provider: Provider;
+  readonly model?: string;
+  readonly baseUrl?: string;
+  readonly policyFiles?: readonly string[];
+  readonly managedPolicyFiles?: readonly string[];
+  readonly auditDir?: string;
+  readonly consent: ConsentPort;
+  readonly consentTimeoutMs?: number;
+  readonly maxTurns?: number;
+  readonly starter?: AgentStarter;
+  /** The model API key, read by the host only; the agent never sees it. */
+  readonly apiKey?: () => string | undefined;
+}
+
+export interface HeadlessHost {
+  readonly session: TetherSession;
+  readonly audit: AuditWriter;
+  readonly auditDir: string;
+  readonly gateway: EgressGateway;
+  close(): Promise<void>;
+}
+
+export async function startHeadlessHost(opts: HeadlessOptions): Promise<HeadlessHost> {
+  const auditDir = resolve(opts.auditDir ?? join(defaultDataDir(), 'audit'));
+  const provider = opts.provider;
+  const model = opts.model ?? DEFAULT_MODELS[provider];
+  const upstreamBaseUrl = opts.baseUrl ?? DEFAULT_BASE_URLS[provider];
+  const policy = await CedarPolicyEngine.load({
+    userFiles: [...(opts.policyFiles ?? [])],
+    managedFiles: [...(opts.managedPolicyFiles ?? [])],
+    protectedPaths: [auditDir, defaultDataDir()],
+    modelProviders: [upstreamBaseUrl],
+  });
+  const audit = await JsonlAuditWriter.open(auditDir);
+  const gateway = await EgressGateway.start(opts.apiKey ? { getApiKey: opts.apiKey } : {});
+  // Model calls are brokered like any other request: the gateway asks before
+  // anything leaves the machine. Until the session exists, nothing is allowed.
+  let session: TetherSession | undefined;
+  const route = gateway.openSession({
+    sessionId: randomUUID(),
+    provider,
+    upstreamBaseUrl,
+    requireApiKey: !isLoopback(upstreamBaseUrl),
+    authorize: async (info) => {
+      if (!session) throw new Error('no session is running');
+      await session.authorizeModelCall(info);
+    },
+  });
+  try {
+    session = await TetherSession.start({
+      workspace: opts.workspace,
+      policy,
+      audit,
+      consent: opts.consent,
+      model: { provider, model, baseUrl: route.baseUrl, token: route.token },
+      ...(opts.starter ? { starter: opts.starter } : {}),
+      ...(opts.consentTimeoutMs ? { consentTimeoutMs: opts.consentTimeoutMs } : {}),
+      ...(opts.maxTurns ? { maxTurns: opts.maxTurns } : {}),
+    });
+  } catch (e) {
+    await gateway.close();
+    await audit.close();
+    throw e;
+  }
+  const s = session;
+  return {
+    session: s,
+    audit,
+    auditDir,
+    gateway,
+    async close() {
+      await s.close();
+      await gateway.close();
+      await audit.close();
+    },
+  };
+}
+
+function isLoopback(url: string): boolean {
+  try {
+    const h = new URL(url).hostname;
+    return h === '127.0.0.1' || h === 'localhost' || h === '[::1]' || h.startsWith('127.');
+  } catch {
+    return false;
+  }
+}
