@@ -329,6 +329,8 @@ export class AppService implements ApiHandlers {
   private async open(params: Active['params']): Promise<void> {
     this.consent.reset();
     this.rulesByRequest.clear();
+    // The timeline shows the current session; the audit view keeps the history.
+    this.activity = [];
     this.setStatus({ state: 'starting', workspace: params.workspace, provider: params.provider, ...(params.model ? { model: params.model } : {}) });
     let session: HostSession;
     try {

@@ -63,7 +63,10 @@ export class AppState {
     const a = this.api;
     a.on('sessionStatus', (s) => {
       this.session = s;
-      if (s.state === 'starting') this.crash = undefined;
+      if (s.state === 'starting') {
+        this.crash = undefined;
+        this.activity = [];
+      }
     });
     a.on('consentAsked', (q) => {
       if (!this.queue.some((x) => x.id === q.id)) this.queue.push(q);

@@ -1,0 +1,224 @@
+// The renderer end to end: real headless Chromium, over http, through the dev
+// bridge, to a real headless host (Cedar policy, broker, audit log, egress
+// gateway) and a real agent process driven by a scripted model. Screenshots
+// of each step go to test-results/renderer/.
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BrowserContext, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startDevHost, type DevHost } from '../../src/host/dev-bridge/dev-host.ts';
+import { toolHistory, type ModelScript, type ScriptedConversation } from '../../src/host/scripted-model.ts';
+import { buildRenderer, contrastFailures, launchChromium, screenshot, unlabelledControls, watchProblems } from './support/browser.ts';
+
+const APP_TS = `export function greet(name: string): string {\n  // Say hello.\n  return 'Hello ' + name;\n}\n`;
+
+let tmp: string;
+let workspace: string;
+let dev: DevHost;
+let context: BrowserContext;
+let page: Page;
+let problems: string[];
+const gates = new Map<string, () => void>();
+const gate = (name: string) => new Promise<void>((resolve) => gates.set(name, resolve));
+let waitingForRevoke: Promise<void> | undefined;
+
+function lastTask(conv: ScriptedConversation): string {
+  return [...conv.messages].reverse().find((m) => m.role === 'user')?.text ?? '';
+}
+
+// One scripted model for all flows; the task text picks the scenario.
+const script: ModelScript = async (conv) => {
+  const task = lastTask(conv);
+  const done = toolHistory(conv).filter((h) => h.result !== undefined);
+  const calls = done.length;
+  if (task.includes('flow:write')) {
+    if (calls === 0) return { text: 'I will make the greeting friendlier.', toolCalls: [{ name: 'edit_file', input: { path: 'src/app.ts', old_string: "return 'Hello ' + name;", new_string: 'return `Hello, ${name}! Welcome to Tether.`;' } }] };
+    return { text: `Done: ${done.at(-1)!.result!.isError ? 'the edit was refused' : 'edited src/app.ts'}.` };
+  }
+  if (task.includes('flow:secret')) {
+    if (calls === 0) return { text: 'Let me check the configuration.', toolCalls: [{ name: 'read_file', input: { path: '.env' } }] };
+    return { text: 'I could not read .env; policy forbids it.' };
+  }
+  if (task.includes('flow:grant')) {
+    if (calls === 0) return { toolCalls: [{ name: 'write_file', input: { path: 'NOTES.md', content: '# Notes\n\nfirst\n' } }] };
+    if (calls === 1) return { toolCalls: [{ name: 'write_file', input: { path: 'NOTES.md', content: '# Notes\n\nsecond\n' } }] };
+    if (calls === 2) {
+      await waitingForRevoke;
+      return { toolCalls: [{ name: 'write_file', input: { path: 'NOTES.md', content: '# Notes\n\nthird\n' } }] };
+    }
+    return { text: 'Finished the notes.' };
+  }
+  if (task.includes('flow:stop')) {
+    if (calls === 0) return { text: 'Writing a large file.', toolCalls: [{ name: 'write_file', input: { path: 'big.txt', content: 'x\n'.repeat(100) } }] };
+    return { text: 'The write was stopped.' };
+  }
+  return { text: 'Nothing to do.' };
+};
+
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'tether-flows-'));
+  workspace = join(tmp, 'workspace');
+  await mkdir(join(workspace, 'src'), { recursive: true });
+  await writeFile(join(workspace, 'src', 'app.ts'), APP_TS);
+  await writeFile(join(workspace, '.env'), 'API_TOKEN=never-shown\n');
+  const staticRoot = await buildRenderer(join(tmp, 'renderer'));
+  dev = await startDevHost({ workspace, dataDir: join(tmp, 'data'), staticRoot, demoScript: script, consentTimeoutMs: 120_000 });
+  context = await launchChromium(join(tmp, 'chromium-profile'));
+}, 120_000);
+
+afterAll(async () => {
+  await context?.close();
+  await dev?.close();
+  await rm(tmp, { recursive: true, force: true });
+});
+
+afterEach(async () => {
+  // Each flow ends its session so the next one starts clean.
+  if (page && !page.isClosed()) {
+    const end = page.getByRole('button', { name: 'End session' });
+    if (await end.isVisible().catch(() => false)) await end.click();
+    await page.close();
+  }
+});
+
+async function openApp(): Promise<Page> {
+  page = await context.newPage();
+  problems = watchProblems(page);
+  await page.goto(dev.bridge.pageUrl);
+  await page.getByRole('heading', { name: 'Session', exact: true }).waitFor();
+  return page;
+}
+
+async function startSession(p: Page, task: string, shot?: string): Promise<void> {
+  await p.getByRole('button', { name: 'Choose…' }).click();
+  await expect.poll(() => p.getByLabel('Workspace folder').inputValue()).toBe(workspace);
+  await p.getByLabel('Provider').selectOption('scripted');
+  await p.getByLabel('Task').fill(task);
+  if (shot) await screenshot(p, shot);
+  await p.getByRole('button', { name: 'Start session' }).click();
+}
+
+const dialog = (p: Page) => p.locator('dialog.consent[open]');
+const timelineEntry = (p: Page, text: RegExp) => p.locator('.timeline .entry').filter({ hasText: text });
+
+describe('renderer flows against a real host', () => {
+  it('shows the first-run disclosure from the policy in force and audits the acknowledgement', async () => {
+    const p = await openApp();
+    const disclosure = p.getByRole('dialog', { name: /what the agent can access/ });
+    await disclosure.waitFor();
+    await expect.poll(() => disclosure.getByRole('row', { name: /Read secrets in the workspace/ }).textContent()).toMatch(/Never.*secret-env-files/s);
+    await expect.poll(() => disclosure.getByRole('row', { name: /Create or change files in the workspace/ }).textContent()).toMatch(/Asks you first.*workspace-write/s);
+    await screenshot(p, '01-first-run-disclosure');
+    expect(await contrastFailures(p, 'dialog')).toEqual([]);
+    await p.getByRole('button', { name: 'I understand' }).click();
+    await disclosure.waitFor({ state: 'detached' });
+    const audit = await readFile(join(dev.host.auditDir, 'audit.jsonl'), 'utf8');
+    const ack = audit.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; detail?: { acknowledged?: boolean } }).find((r) => r.type === 'consent.disclosure');
+    expect(ack?.detail?.acknowledged).toBe(true);
+    // A reload does not ask again for the same policy.
+    await p.reload();
+    await p.getByRole('heading', { name: 'Session', exact: true }).waitFor();
+    await p.waitForTimeout(300);
+    expect(await p.getByRole('dialog', { name: /what the agent can access/ }).count()).toBe(0);
+    expect(problems).toEqual([]);
+  });
+
+  it('starts a session and approves a write after reading its diff', async () => {
+    const p = await openApp();
+    await startSession(p, 'flow:write make the greeting friendlier', '02-start-session');
+    const d = dialog(p);
+    await d.waitFor();
+    await expect.poll(() => d.getByRole('heading').first().textContent()).toMatch(/change a file/);
+    const diff = d.getByTestId('diff');
+    await expect.poll(() => diff.locator('tr.del').textContent()).toContain("return 'Hello ' + name;");
+    await expect.poll(() => diff.locator('tr.add').textContent()).toContain('Welcome to Tether');
+    expect(await diff.locator('tr.del .tok-kw').first().textContent()).toBe('return');
+    expect(await diff.locator('tr.add .tok-str').count()).toBeGreaterThan(0);
+    expect(await d.textContent()).toContain('workspace-write');
+    expect(await d.textContent()).toMatch(/grants exactly: write the file src\/app\.ts/);
+    await screenshot(p, '03-consent-write-diff');
+    expect(await contrastFailures(p, 'dialog.consent')).toEqual([]);
+    expect(await unlabelledControls(p)).toEqual([]);
+    await d.getByRole('button', { name: /Allow once/ }).click();
+    await d.waitFor({ state: 'detached' });
+    await expect.poll(() => timelineEntry(p, /Write src\/app\.ts/).textContent()).toContain('asked → you allowed it once');
+    await expect.poll(() => readFile(join(workspace, 'src', 'app.ts'), 'utf8')).toContain('Welcome to Tether');
+    await expect.poll(() => p.locator('.pill').textContent()).toMatch(/Waiting for a task/);
+    await screenshot(p, '04-timeline-after-write');
+    // The terminal mirror loads xterm.js on demand, under the same CSP, read-only.
+    await p.getByRole('tab', { name: 'Terminal' }).click();
+    await p.locator('.xterm').waitFor();
+    expect(await p.locator('.xterm-helper-textarea').count()).toBeLessThanOrEqual(1);
+    await p.getByRole('tab', { name: 'Audit' }).click();
+    await expect.poll(() => p.getByTestId('audit-verification').textContent()).toMatch(/Log verifies/);
+    await screenshot(p, '05-audit-view');
+    expect(problems).toEqual([]);
+  });
+
+  it('shows a denial by policy with the rule that decided it', async () => {
+    const p = await openApp();
+    await startSession(p, 'flow:secret read the config');
+    const entry = timelineEntry(p, /Read \.env/);
+    await expect.poll(() => entry.textContent()).toContain('denied by rule secret-env-files');
+    expect(await dialog(p).count()).toBe(0);
+    await entry.getByRole('button').click();
+    await expect.poll(() => entry.textContent()).toMatch(/Environment files \(\.env, \.env\.\*\) usually hold API keys/);
+    expect(await p.textContent('body')).not.toContain('never-shown');
+    await p.getByLabel('Show').selectOption('denied');
+    await expect.poll(() => p.locator('.timeline .entry').count()).toBe(1);
+    await screenshot(p, '06-denied-by-policy');
+    expect(problems).toEqual([]);
+  });
+
+  it('grants a write for the session, stops asking, and asks again once the grant is revoked', async () => {
+    waitingForRevoke = gate('revoked');
+    const p = await openApp();
+    await startSession(p, 'flow:grant keep notes');
+    const d = dialog(p);
+    await d.waitFor();
+    await d.getByRole('button', { name: /Allow for this session/ }).click();
+    await d.waitFor({ state: 'detached' });
+    await expect.poll(() => timelineEntry(p, /Write NOTES\.md/).count()).toBe(2);
+    await expect.poll(() => timelineEntry(p, /Write NOTES\.md/).nth(1).textContent()).toContain('covered by your session grant');
+    expect(await readFile(join(workspace, 'NOTES.md'), 'utf8')).toContain('second');
+    const grant = p.locator('[data-grant]');
+    await expect.poll(() => grant.textContent()).toContain('write NOTES.md');
+    await screenshot(p, '07-session-grant');
+    await p.getByRole('button', { name: /Revoke: write NOTES\.md/ }).click();
+    await expect.poll(() => grant.count()).toBe(0);
+    gates.get('revoked')!();
+    await d.waitFor();
+    await d.getByRole('button', { name: /Deny/ }).click();
+    await expect.poll(() => timelineEntry(p, /Write NOTES\.md/).nth(2).textContent()).toContain('asked → you denied it');
+    expect(await readFile(join(workspace, 'NOTES.md'), 'utf8')).toContain('second');
+    expect(problems).toEqual([]);
+  });
+
+  it('stops the agent: the pending request is denied at once and nothing is written', async () => {
+    const p = await openApp();
+    await startSession(p, 'flow:stop write a big file');
+    const d = dialog(p);
+    await d.waitFor();
+    // The page behind the modal is inert, so the dialog carries its own stop button.
+    await d.getByRole('button', { name: /Stop the agent/ }).click();
+    await d.waitFor({ state: 'detached' });
+    await expect.poll(() => timelineEntry(p, /Write big\.txt/).textContent()).toMatch(/stopped|denied/);
+    await expect.poll(() => p.locator('.pill').textContent()).toMatch(/Stopped/);
+    await expect(readFile(join(workspace, 'big.txt'), 'utf8')).rejects.toThrow(/ENOENT/);
+    await screenshot(p, '08-stopped');
+    expect(problems).toEqual([]);
+  });
+
+  it('is usable at 200% zoom: one column, no sideways scrolling, dialog actions reachable', async () => {
+    const zoomed = await context.newPage();
+    await zoomed.setViewportSize({ width: 640, height: 400 });
+    page = zoomed;
+    problems = watchProblems(zoomed);
+    await zoomed.goto(dev.bridge.pageUrl);
+    await zoomed.getByRole('heading', { name: 'Session', exact: true }).waitFor();
+    expect(await zoomed.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1)).toBe(true);
+    await screenshot(zoomed, '09-zoom-200');
+    expect(await contrastFailures(zoomed)).toEqual([]);
+  });
+});
