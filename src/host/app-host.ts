@@ -49,6 +49,8 @@ export interface AppHost {
   readonly auditDir: string;
   /** The scripted model server, once the 'scripted' provider was used. */
   scriptedModel(): ScriptedModelServer | undefined;
+  /** Sessions open now (tests reach the broker through this). */
+  sessions(): readonly HostSession[];
   close(): Promise<void>;
 }
 
@@ -139,6 +141,7 @@ export async function startAppHost(opts: AppHostOptions): Promise<AppHost> {
     service,
     auditDir,
     scriptedModel: () => scriptedServer,
+    sessions: () => [...sessions],
     async close() {
       await service.dispose();
       for (const s of [...sessions]) await s.close().catch(() => undefined);

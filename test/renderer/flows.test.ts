@@ -2,11 +2,14 @@
 // bridge, to a real headless host (Cedar policy, broker, audit log, egress
 // gateway) and a real agent process driven by a scripted model. Screenshots
 // of each step go to test-results/renderer/.
+import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { CapabilityRequest } from '../../src/common/capability.ts';
+import { newTrace } from '../../src/common/trace.ts';
 import { startDevHost, type DevHost } from '../../src/host/dev-bridge/dev-host.ts';
 import { toolHistory, type ModelScript, type ScriptedConversation } from '../../src/host/scripted-model.ts';
 import { buildRenderer, contrastFailures, launchChromium, screenshot, unlabelledControls, watchProblems } from './support/browser.ts';
@@ -49,6 +52,7 @@ const script: ModelScript = async (conv) => {
     }
     return { text: 'Finished the notes.' };
   }
+  if (task.includes('flow:command')) return { text: 'I will run the cleanup commands.' };
   if (task.includes('flow:stop')) {
     if (calls === 0) return { text: 'Writing a large file.', toolCalls: [{ name: 'write_file', input: { path: 'big.txt', content: 'x\n'.repeat(100) } }] };
     return { text: 'The write was stopped.' };
@@ -75,11 +79,8 @@ afterAll(async () => {
 
 afterEach(async () => {
   // Each flow ends its session so the next one starts clean.
-  if (page && !page.isClosed()) {
-    const end = page.getByRole('button', { name: 'End session' });
-    if (await end.isVisible().catch(() => false)) await end.click();
-    await page.close();
-  }
+  await dev.host.service.endSession();
+  if (page && !page.isClosed()) await page.close();
 });
 
 async function openApp(): Promise<Page> {
@@ -144,7 +145,7 @@ describe('renderer flows against a real host', () => {
     await d.waitFor({ state: 'detached' });
     await expect.poll(() => timelineEntry(p, /Write src\/app\.ts/).textContent()).toContain('asked → you allowed it once');
     await expect.poll(() => readFile(join(workspace, 'src', 'app.ts'), 'utf8')).toContain('Welcome to Tether');
-    await expect.poll(() => p.locator('.pill').textContent()).toMatch(/Waiting for a task/);
+    await expect.poll(() => p.locator('.pill').textContent()).toMatch(/Ready for a task/);
     await screenshot(p, '04-timeline-after-write');
     // The terminal mirror loads xterm.js on demand, under the same CSP, read-only.
     await p.getByRole('tab', { name: 'Terminal' }).click();
@@ -181,7 +182,7 @@ describe('renderer flows against a real host', () => {
     await d.waitFor({ state: 'detached' });
     await expect.poll(() => timelineEntry(p, /Write NOTES\.md/).count()).toBe(2);
     await expect.poll(() => timelineEntry(p, /Write NOTES\.md/).nth(1).textContent()).toContain('covered by your session grant');
-    expect(await readFile(join(workspace, 'NOTES.md'), 'utf8')).toContain('second');
+    await expect.poll(() => readFile(join(workspace, 'NOTES.md'), 'utf8')).toContain('second');
     const grant = p.locator('[data-grant]');
     await expect.poll(() => grant.textContent()).toContain('write NOTES.md');
     await screenshot(p, '07-session-grant');
@@ -192,6 +193,55 @@ describe('renderer flows against a real host', () => {
     await d.getByRole('button', { name: /Deny/ }).click();
     await expect.poll(() => timelineEntry(p, /Write NOTES\.md/).nth(2).textContent()).toContain('asked → you denied it');
     expect(await readFile(join(workspace, 'NOTES.md'), 'utf8')).toContain('second');
+    expect(problems).toEqual([]);
+  });
+
+  // Until the sandboxed shell (issue 4) gives the agent terminal/create, command
+  // requests enter the real session's broker here, as the ACP handler will
+  // send them: policy, consent, UI and audit are all real; only the origin differs.
+  it('denies a command after reading it, and queues several requests one dialog at a time', async () => {
+    const p = await openApp();
+    await startSession(p, 'flow:command clean up');
+    await expect.poll(() => p.locator('.pill').textContent()).toMatch(/Ready for a task/);
+    const session = dev.host.sessions()[0]!;
+    const exec = (line: string): Promise<string> => {
+      const [program, ...args] = line.split(' ');
+      const request: CapabilityRequest = {
+        id: randomUUID(), sessionId: session.id, action: 'exec', kind: 'exec', method: 'terminal/create', workspace,
+        command: { line, cwd: workspace, program: program!, args }, trace: newTrace(),
+      };
+      const sandbox = { writable: [workspace], hidden: ['~/.ssh', '~/.aws', '~/.config/gcloud'], network: 'none' as const };
+      return session.broker.execute(request, {
+        preview: async () => ({ type: 'exec', command: line, cwd: workspace, sandbox, notes: [] }),
+        effect: async () => ({ result: 'ran' }),
+      }).then((r) => r, (e: Error) => `refused: ${e.message}`);
+    };
+    const results = [exec('rm -rf build'), exec('npm test'), exec('git status')];
+    const d = dialog(p);
+    await d.waitFor();
+    await expect.poll(() => d.textContent()).toMatch(/Request 1 of 3 waiting · next: Run npm test/);
+    expect(await p.locator('dialog').count()).toBe(1);
+    await expect.poll(() => d.getByTestId('command').textContent()).toBe('rm -rf build');
+    expect(await d.textContent()).toContain(workspace);
+    expect(await d.textContent()).toMatch(/Network: off/);
+    expect(await d.textContent()).toContain('~/.ssh');
+    expect(await d.textContent()).toMatch(/command\s*Running a command needs your consent/);
+    expect(await d.textContent()).toMatch(/grants exactly: exec exactly `rm -rf build`/);
+    await screenshot(p, '08-consent-command');
+    expect(await contrastFailures(p, 'dialog.consent')).toEqual([]);
+    await p.waitForTimeout(450); // the shortcut guard: keys typed before the dialog appeared do not answer it
+    await p.keyboard.press('d');
+    expect(await results[0]).toMatch(/^refused: denied by the user/);
+    await expect.poll(() => d.getByTestId('command').textContent()).toBe('npm test');
+    await expect.poll(() => d.textContent()).toMatch(/Request 1 of 2 waiting/);
+    await d.getByRole('button', { name: /Allow once/ }).click();
+    expect(await results[1]).toBe('ran');
+    await expect.poll(() => d.getByTestId('command').textContent()).toBe('git status');
+    await d.getByRole('button', { name: /^Deny/ }).click();
+    expect(await results[2]).toMatch(/^refused/);
+    await d.waitFor({ state: 'detached' });
+    await expect.poll(() => timelineEntry(p, /Run rm -rf build/).textContent()).toContain('asked → you denied it');
+    await expect.poll(() => timelineEntry(p, /Run npm test/).textContent()).toContain('asked → you allowed it once');
     expect(problems).toEqual([]);
   });
 
@@ -206,7 +256,7 @@ describe('renderer flows against a real host', () => {
     await expect.poll(() => timelineEntry(p, /Write big\.txt/).textContent()).toMatch(/stopped|denied/);
     await expect.poll(() => p.locator('.pill').textContent()).toMatch(/Stopped/);
     await expect(readFile(join(workspace, 'big.txt'), 'utf8')).rejects.toThrow(/ENOENT/);
-    await screenshot(p, '08-stopped');
+    await screenshot(p, '09-stopped');
     expect(problems).toEqual([]);
   });
 
@@ -218,7 +268,7 @@ describe('renderer flows against a real host', () => {
     await zoomed.goto(dev.bridge.pageUrl);
     await zoomed.getByRole('heading', { name: 'Session', exact: true }).waitFor();
     expect(await zoomed.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1)).toBe(true);
-    await screenshot(zoomed, '09-zoom-200');
+    await screenshot(zoomed, '10-zoom-200');
     expect(await contrastFailures(zoomed)).toEqual([]);
   });
 });
