@@ -326,7 +326,7 @@ export class AppService implements ApiHandlers {
 
   // ------------------------------------------------------------ sessions --
 
-  private async open(params: Active['params']): Promise<void> {
+  private async open(params: Active['params'], detail?: string): Promise<void> {
     this.consent.reset();
     this.rulesByRequest.clear();
     // The timeline shows the current session; the audit view keeps the history.
@@ -354,7 +354,8 @@ export class AppService implements ApiHandlers {
       }),
     );
     if (session.onDidTerminalOutput) a.disposers.push(session.onDidTerminalOutput((t) => this.emit('terminalOutput', t)));
-    this.setStatus({ ...this.status, state: 'idle', sessionId: session.id });
+    const { detail: _old, stopReason: _reason, ...rest } = this.status;
+    this.setStatus({ ...rest, state: 'idle', sessionId: session.id, ...(detail ? { detail } : {}) });
     this.emit('grantsChanged', { grants: this.grantViews() });
   }
 
@@ -382,25 +383,29 @@ export class AppService implements ApiHandlers {
   private async onAgentCrash(a: Active, exit: { code: number | null; signal: string | null }): Promise<void> {
     a.closing = true;
     const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
-    const message = `The agent process ${how} unexpectedly.`;
     this.consent.denyAll('the agent process died');
     a.session.broker.halt('the agent process died');
-    const { attempt, delayMs } = this.backoff.next(this.now());
-    // The session has written the agent.exit record; the timeline's audit view picks it up.
+    // The session has written the agent.exit record; the audit view picks it up.
     this.emit('auditAppended', { seq: 0 });
-    this.emit('agentCrashed', { message, exitCode: exit.code, signal: exit.signal, attempt, restartInMs: delayMs });
     await this.closeActive();
+    this.scheduleRestart(a.params, `The agent process ${how} unexpectedly.`, exit);
+  }
+
+  /** Counts a crash (or a failed restart) and starts a fresh session after the backoff, or gives up. */
+  private scheduleRestart(params: Active['params'], message: string, exit: { code: number | null; signal: string | null }): void {
+    const { attempt, delayMs } = this.backoff.next(this.now());
+    this.emit('agentCrashed', { message, exitCode: exit.code, signal: exit.signal, attempt, restartInMs: delayMs });
     if (delayMs === null) {
-      this.setStatus({ ...this.status, state: 'crashed', detail: `${message} It crashed ${attempt} times in a row, so Tether stopped restarting it; start a new session to try again.` });
+      this.setStatus({ ...this.status, state: 'crashed', detail: `${message} It failed ${attempt} times in a row, so Tether stopped restarting it; start a new session to try again.` });
       return;
     }
     this.setStatus({ ...this.status, state: 'restarting', detail: `${message} Restarting in ${Math.round(delayMs / 100) / 10} s (attempt ${attempt}).` });
     this.restartTimer = setTimeout(() => {
       if (this.disposed || this.active || this.status.state !== 'restarting') return;
-      this.open(a.params).then(
-        () => this.setStatus({ ...this.status, detail: 'The agent was restarted after a crash in a new session; grants were reset. Send the task again to continue.' }),
-        () => undefined, // open() already reported it
-      );
+      this.setStatus({ ...this.status, state: 'restarting' });
+      this.open(params, 'The agent was restarted after a crash in a new session; grants were reset. Send the task again to continue.').catch((e: Error) => {
+        if (!this.disposed && !this.active) this.scheduleRestart(params, `The agent could not be restarted: ${e.message}`, { code: null, signal: null });
+      });
     }, delayMs);
   }
 

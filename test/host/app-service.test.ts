@@ -1,0 +1,236 @@
+// The host side of the renderer contract against a real host: Cedar default
+// policy, JSONL audit log, egress gateway, a forked agent process and the
+// scripted model. No browser here; test/renderer/flows.test.ts adds that.
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { EventName } from '../../src/common/ipc-contract.ts';
+import { ForkAgentStarter, type AgentProcess, type AgentStartOptions } from '../../src/host/agent-starter.ts';
+import { startAppHost, type AppHost, type AppHostOptions } from '../../src/host/app-host.ts';
+import { RestartBackoff } from '../../src/host/app-service.ts';
+import { JsonlAuditView } from '../../src/host/audit-view.ts';
+import { toolHistory, type ModelScript } from '../../src/host/scripted-model.ts';
+
+let tmp: string;
+let workspace: string;
+const hosts: AppHost[] = [];
+
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'tether-appsvc-'));
+  workspace = join(tmp, 'ws');
+  await mkdir(workspace);
+  await writeFile(join(workspace, 'README.md'), '# hi\n');
+});
+afterEach(async () => {
+  for (const h of hosts.splice(0)) await h.close();
+});
+afterAll(() => rm(tmp, { recursive: true, force: true }));
+
+/** Writes one file per turn step, forever (tests stop it). */
+const writer: ModelScript = (conv) => ({ toolCalls: [{ name: 'write_file', input: { path: `out-${toolHistory(conv).length}.txt`, content: 'x\n' } }] });
+
+class KillableStarter extends ForkAgentStarter {
+  readonly started: AgentProcess[] = [];
+  override async start(opts?: AgentStartOptions): Promise<AgentProcess> {
+    const p = await super.start(opts);
+    this.started.push(p);
+    return p;
+  }
+}
+
+async function host(over: Partial<AppHostOptions> = {}, dataDir?: string) {
+  const starter = new KillableStarter();
+  const h = await startAppHost({
+    dataDir: dataDir ?? (await mkdtemp(join(tmp, 'data-'))),
+    starter: () => starter,
+    chooseFolder: async () => workspace,
+    demoScript: writer,
+    consentTimeoutMs: 30_000,
+    restart: { initialDelayMs: 50, maxDelayMs: 200, maxAttempts: 2, windowMs: 60_000 },
+    ...over,
+  });
+  hosts.push(h);
+  const events: { name: EventName; payload: unknown }[] = [];
+  h.service.onDidEmit((e) => events.push(e));
+  const next = (name: EventName, pred: (p: never) => boolean = () => true) =>
+    vi.waitFor(() => {
+      const e = events.find((x) => x.name === name && pred(x.payload as never));
+      if (!e) throw new Error(`no ${name} yet`);
+      return e.payload as never;
+    }, { timeout: 15_000, interval: 20 });
+  return { h, s: h.service, events, next, starter };
+}
+
+async function ready(s: AppHost['service']) {
+  await s.chooseWorkspace();
+  const d = await s.getDisclosure({});
+  await s.acknowledgeDisclosure({ fingerprint: d.fingerprint });
+}
+
+describe('AppService with a real host', () => {
+  it('refuses to start a session before the disclosure is acknowledged, for an unchosen folder, or an unconfigured provider', async () => {
+    const { s } = await host({ getApiKey: undefined });
+    await s.chooseWorkspace();
+    await expect(s.startSession({ workspace, task: 't', provider: 'scripted' })).rejects.toThrow(/acknowledge what the agent can access/);
+    const d = await s.getDisclosure({});
+    await s.acknowledgeDisclosure({ fingerprint: d.fingerprint });
+    await expect(s.startSession({ workspace: tmp, task: 't', provider: 'scripted' })).rejects.toThrow(/was not chosen as a workspace/);
+    const saved = process.env['OPENAI_API_KEY'];
+    delete process.env['OPENAI_API_KEY'];
+    try {
+      await expect(s.startSession({ workspace, task: 't', provider: 'openai' })).rejects.toThrow(/not configured/);
+    } finally {
+      if (saved !== undefined) process.env['OPENAI_API_KEY'] = saved;
+    }
+  });
+
+  it('describes access from the policy in force and audits the acknowledgement once per policy', async () => {
+    const dataDir = await mkdtemp(join(tmp, 'data-'));
+    const { s, h } = await host({}, dataDir);
+    const d = await s.getDisclosure({ workspace });
+    const byCap = Object.fromEntries(d.items.map((i) => [i.capability, i]));
+    expect(byCap['Read files in the workspace']).toMatchObject({ effect: 'allow', rules: [{ id: 'workspace-read' }] });
+    expect(byCap['Create or change files in the workspace']).toMatchObject({ effect: 'ask', rules: [{ id: 'workspace-write' }] });
+    expect(byCap['Run commands in the workspace']).toMatchObject({ effect: 'ask', rules: [{ id: 'command' }] });
+    expect(byCap['Read secrets in the workspace (.env)']).toMatchObject({ effect: 'deny', rules: [{ id: 'secret-env-files' }] });
+    expect(byCap['Read your SSH keys']!.effect).toBe('deny');
+    expect(d.acknowledged).toBe(false);
+    await expect(s.acknowledgeDisclosure({ fingerprint: 'stale' })).rejects.toThrow(/policy changed/);
+    const { seq } = await s.acknowledgeDisclosure({ fingerprint: d.fingerprint });
+    const line = (await readFile(join(h.auditDir, 'audit.jsonl'), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { seq: number; type: string; detail: { fingerprint: string } }).find((r) => r.seq === seq);
+    expect(line).toMatchObject({ type: 'consent.disclosure', detail: { fingerprint: d.fingerprint } });
+    await h.close();
+    hosts.splice(hosts.indexOf(h), 1);
+    const again = await host({}, dataDir);
+    expect((await again.s.getDisclosure({})).acknowledged).toBe(true);
+  });
+
+  it('asks through events, takes the answer, and records the decision in the timeline and the audit log', async () => {
+    const { s, next } = await host();
+    await ready(s);
+    await s.startSession({ workspace, task: 'write', provider: 'scripted' });
+    const q = await next('consentAsked');
+    expect(q).toMatchObject({ request: { action: 'write', relPath: 'out-0.txt' }, rules: [{ id: 'workspace-write' }], preview: { type: 'write', created: true } });
+    expect((q as { deadline: number }).deadline).toBeGreaterThan(Date.now());
+    expect(await s.answerConsent({ id: (q as { id: string }).id, answer: 'once' })).toEqual({ accepted: true });
+    const entry = await next('activity', (e: { request: { relPath?: string }; decision: { decidedBy: string } }) => e.request.relPath === 'out-0.txt' && e.decision.decidedBy === 'user');
+    expect(entry).toMatchObject({ decision: { allowed: true, answer: 'once', policyIds: ['workspace-write'], rules: [{ id: 'workspace-write' }] } });
+    await vi.waitFor(async () => expect(await readFile(join(workspace, 'out-0.txt'), 'utf8')).toBe('x\n'));
+    const audit = await s.readAudit({});
+    expect(audit.verification.ok).toBe(true);
+    expect(audit.records.some((r) => r.type === 'decision' && r.request?.path?.endsWith('out-0.txt') && r.decision?.answer === 'once')).toBe(true);
+  });
+
+  it('stop denies every pending question at once, keeps the session, and a new task resumes it', async () => {
+    const { s, next, events } = await host();
+    await ready(s);
+    await s.startSession({ workspace, task: 'write', provider: 'scripted' });
+    const q = (await next('consentAsked')) as { id: string };
+    const r = await s.stopSession();
+    expect(r).toEqual({ stopped: true, deniedQuestions: 1 });
+    // The settlement was emitted before stopSession returned.
+    expect(events.find((e) => e.name === 'consentSettled')?.payload).toMatchObject({ id: q.id, answer: 'deny', by: 'stopped' });
+    expect((await s.answerConsent({ id: q.id, answer: 'once' })).accepted).toBe(false);
+    await next('activity', (e: { decision: { decidedBy: string } }) => e.decision.decidedBy === 'kill-switch');
+    await next('sessionStatus', (st: { state: string }) => st.state === 'stopped');
+    expect((await s.getSnapshot()).session.state).toBe('stopped');
+    expect(await s.sendPrompt({ task: 'again' })).toEqual({ accepted: true });
+    await next('sessionStatus', (st: { state: string }) => st.state === 'running');
+    const second = await next('consentAsked', (x: { id: string }) => x.id !== q.id);
+    expect(second).toBeDefined();
+  });
+
+  it('restarts a crashed agent with backoff in a fresh session, then gives up and says so', async () => {
+    const { s, next, starter, events } = await host();
+    await ready(s);
+    const first = await s.startSession({ workspace, task: 'write', provider: 'scripted' });
+    await next('consentAsked');
+    starter.started[0]!.kill();
+    const crash = await next('agentCrashed');
+    expect(crash).toMatchObject({ attempt: 1, restartInMs: 50, signal: 'SIGKILL' });
+    // The pending question is denied (the connection to the dead agent aborts it), never left open.
+    expect(await next('consentSettled')).toMatchObject({ answer: 'deny', by: expect.not.stringMatching(/^user$/) });
+    const restarted = await next('sessionStatus', (st: { state: string; sessionId?: string }) => st.state === 'idle' && st.sessionId !== undefined && st.sessionId !== first.sessionId);
+    expect((restarted as { detail?: string }).detail ?? '').toMatch(/restarted after a crash/);
+    // The session wrote the crash into the audit log.
+    await vi.waitFor(async () => {
+      const { records } = await s.readAudit({});
+      expect(records.some((r) => r.type === 'agent.exit' && r.session === first.sessionId)).toBe(true);
+    });
+    // Two more crashes inside the window exceed maxAttempts (2): no more restarts.
+    starter.started[1]!.kill();
+    await next('agentCrashed', (c: { attempt: number }) => c.attempt === 2);
+    const third = (await next('sessionStatus', (st: { state: string; sessionId?: string }) => st.state === 'idle' && st.sessionId !== (restarted as { sessionId: string }).sessionId && st.sessionId !== first.sessionId)) as { sessionId: string };
+    expect(starter.started).toHaveLength(3);
+    expect(third.sessionId).toBeDefined();
+    starter.started[2]!.kill();
+    const last = await next('agentCrashed', (c: { attempt: number }) => c.attempt === 3);
+    expect(last).toMatchObject({ restartInMs: null });
+    await next('sessionStatus', (st: { state: string }) => st.state === 'crashed');
+    expect(events.filter((e) => e.name === 'agentCrashed')).toHaveLength(3);
+  });
+
+  it('revokes only grants of the running session', async () => {
+    const { s, next } = await host();
+    await ready(s);
+    await s.startSession({ workspace, task: 'write', provider: 'scripted' });
+    const q = (await next('consentAsked')) as { id: string; proposedGrant?: { description: string } };
+    expect(q.proposedGrant?.description).toMatch(/write the file out-0\.txt in this workspace \(this path only\)/);
+    await s.answerConsent({ id: q.id, answer: 'session' });
+    const changed = await next('grantsChanged', (g: { grants: unknown[] }) => g.grants.length === 1);
+    const id = (changed as { grants: { id: string }[] }).grants[0]!.id;
+    expect(await s.revokeGrant({ id: 'not-a-grant' })).toEqual({ revoked: false });
+    expect(await s.revokeGrant({ id })).toEqual({ revoked: true });
+    expect((await s.listGrants()).grants).toEqual([]);
+  });
+});
+
+describe('RestartBackoff', () => {
+  it('doubles the delay up to the cap and gives up after too many crashes in the window', () => {
+    const b = new RestartBackoff({ initialDelayMs: 1000, maxDelayMs: 3000, maxAttempts: 3, windowMs: 10_000 });
+    expect([b.next(0), b.next(1), b.next(2), b.next(3)]).toEqual([
+      { attempt: 1, delayMs: 1000 }, { attempt: 2, delayMs: 2000 }, { attempt: 3, delayMs: 3000 }, { attempt: 4, delayMs: null },
+    ]);
+    // Crashes older than the window no longer count.
+    expect(b.next(20_000)).toEqual({ attempt: 1, delayMs: 1000 });
+    b.reset();
+    expect(b.next(20_001)).toEqual({ attempt: 1, delayMs: 1000 });
+  });
+});
+
+describe('JsonlAuditView', () => {
+  async function log(lines: number) {
+    const dir = await mkdtemp(join(tmp, 'audit-'));
+    const { JsonlAuditWriter } = await import('../../src/host/audit/jsonl-audit-writer.ts');
+    const w = await JsonlAuditWriter.open(dir);
+    for (let i = 0; i < lines; i++) await w.append({ type: 'session.start', session: `s${i}` });
+    await w.close();
+    return { dir, file: join(dir, 'audit.jsonl') };
+  }
+
+  it('verifies an intact chain', async () => {
+    const { dir } = await log(5);
+    expect(await new JsonlAuditView(dir).verify()).toMatchObject({ ok: true, records: 5 });
+  });
+
+  it.each<[string, (lines: string[]) => string[], RegExp]>([
+    ['a modified record', (l) => l.map((x, i) => (i === 2 ? x.replace('"s2"', '"s9"') : x)), /record 3 does not name the hash/],
+    ['a deleted record', (l) => l.filter((_, i) => i !== 2), /record 3 follows 1/],
+    ['swapped records', (l) => [l[0]!, l[2]!, l[1]!, ...l.slice(3)], /record 2 follows 0/],
+    ['a broken line', (l) => l.map((x, i) => (i === 1 ? x.slice(0, 10) : x)), /line 2 is not valid JSON/],
+  ])('detects %s', async (_what, tamper, message) => {
+    const { dir, file } = await log(5);
+    const lines = (await readFile(file, 'utf8')).split('\n').filter(Boolean);
+    await writeFile(file, tamper(lines).join('\n') + '\n');
+    const v = await new JsonlAuditView(dir).verify();
+    expect(v.ok).toBe(false);
+    expect(v.message).toMatch(message);
+  });
+
+  it('reads the newest records', async () => {
+    const { dir, file } = await log(3);
+    await appendFile(file, '');
+    expect((await new JsonlAuditView(dir).read(2)).map((r) => r.session)).toEqual(['s1', 's2']);
+  });
+});
