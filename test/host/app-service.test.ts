@@ -171,6 +171,16 @@ describe('AppService with a real host', () => {
     expect(events.filter((e) => e.name === 'agentCrashed')).toHaveLength(3);
   });
 
+  it('denies a question nobody answers when its time is up, and says it timed out', async () => {
+    const { s, next } = await host({ consentTimeoutMs: 400 });
+    await ready(s);
+    await s.startSession({ workspace, task: 'write', provider: 'scripted' });
+    const q = (await next('consentAsked')) as { id: string; timeoutMs: number };
+    expect(q.timeoutMs).toBe(400);
+    expect(await next('consentSettled')).toMatchObject({ id: q.id, answer: 'deny', by: 'timeout' });
+    expect(await next('activity', (e: { decision: { decidedBy: string } }) => e.decision.decidedBy === 'timeout')).toMatchObject({ decision: { allowed: false } });
+  });
+
   it('revokes only grants of the running session', async () => {
     const { s, next } = await host();
     await ready(s);

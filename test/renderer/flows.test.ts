@@ -138,6 +138,9 @@ describe('renderer flows against a real host', () => {
     expect(await diff.locator('tr.add .tok-str').count()).toBeGreaterThan(0);
     expect(await d.textContent()).toContain('workspace-write');
     expect(await d.textContent()).toMatch(/grants exactly: write the file src\/app\.ts/);
+    await expect.poll(() => d.getByRole('timer').textContent()).toMatch(/Denied automatically in 1:5\d/);
+    // Focus starts on what will happen (the preview), not on a button a stray Enter would press.
+    expect(await d.evaluate((el) => el.contains(document.activeElement) && !(document.activeElement instanceof HTMLButtonElement))).toBe(true);
     await screenshot(p, '03-consent-write-diff');
     expect(await contrastFailures(p, 'dialog.consent')).toEqual([]);
     expect(await unlabelledControls(p)).toEqual([]);
@@ -147,6 +150,8 @@ describe('renderer flows against a real host', () => {
     await expect.poll(() => readFile(join(workspace, 'src', 'app.ts'), 'utf8')).toContain('Welcome to Tether');
     await expect.poll(() => p.locator('.pill').textContent()).toMatch(/Ready for a task/);
     await screenshot(p, '04-timeline-after-write');
+    expect(await contrastFailures(p)).toEqual([]);
+    expect(await unlabelledControls(p)).toEqual([]);
     // The terminal mirror loads xterm.js on demand, under the same CSP, read-only.
     await p.getByRole('tab', { name: 'Terminal' }).click();
     await p.locator('.xterm').waitFor();
