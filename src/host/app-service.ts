@@ -622,13 +622,16 @@ export function agentUpdate(sessionId: string, raw: unknown, toolKinds: Map<stri
       const toolCallId = str(u['toolCallId']) ?? '';
       const kind = str(u['kind']);
       if (kind) toolKinds.set(toolCallId, kind);
+      const input = u['rawInput'] as { command?: unknown } | undefined;
+      if (typeof input?.command === 'string') toolKinds.set(`${toolCallId}:command`, input.command);
       const status = str(u['status']);
       const title = str(u['title']) ?? '';
       const content = Array.isArray(u['content']) ? (u['content'] as unknown[]).map(textOf).filter((t) => t !== '').join('\n') : '';
       const update: AgentUpdate = { sessionId, kind: 'tool', text: title, toolCallId, ...(status ? { status } : {}) };
       if (toolKinds.get(toolCallId) === 'execute' && content) {
         const line = content.endsWith('\n') ? content : `${content}\n`;
-        return { update, terminal: { terminalId: toolCallId, ...(title ? { command: title } : {}), data: line.replace(/\r?\n/g, '\r\n') } };
+        const command = toolKinds.get(`${toolCallId}:command`) ?? title;
+        return { update, terminal: { terminalId: toolCallId, ...(command ? { command } : {}), data: line.replace(/\r?\n/g, '\r\n') } };
       }
       return { update };
     }
