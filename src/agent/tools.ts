@@ -145,7 +145,7 @@ export function describeHostError(method: string, e: unknown): string {
     const data = (err.data ?? {}) as { policyIds?: unknown };
     const ids = Array.isArray(data.policyIds) ? data.policyIds.filter((x): x is string => typeof x === 'string') : [];
     const missing = ids.filter((id) => !message.includes(id));
-    return `denied (${method}): ${message}${missing.length ? ` [rule: ${missing.join(', ')}]` : ''}. Do not try to get around this; choose another approach or tell the user.`;
+    return `denied (${method}): ${message.replace(/\.$/, '')}${missing.length ? ` [rule: ${missing.join(', ')}]` : ''}. Do not try to get around this; choose another approach or tell the user.`;
   }
   // The SDK turns a plain Error thrown by a handler into "Internal error" with the text in data.details.
   const data = (err?.data ?? {}) as { details?: unknown; reason?: unknown };
@@ -228,6 +228,7 @@ const TOOL_IMPL: { [N in ToolName]: Impl<N> } = {
     const r = await ask<SearchResult>(METHODS.search, { pattern, ...(path ? { path } : {}) });
     const lines = r.matches.map((m) => `${m.path}:${m.line}: ${m.text}`);
     if (r.truncated) lines.push('[truncated: more matches not shown; narrow the pattern or path]');
+    if (r.note) lines.push(`[${r.note}]`);
     return ok(lines.length ? lines.join('\n') : `no matches (${r.filesScanned} files scanned)`);
   },
 

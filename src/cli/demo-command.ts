@@ -46,6 +46,7 @@ export async function runDemo(args: string[], io: Io): Promise<number> {
       baseUrl: provider === 'openai' ? `${model.url}/v1` : model.url,
       consent: interactive ? new TtyConsent() : new FixedConsent(values['on-ask'] === 'deny' ? 'deny' : 'once'),
       ...(values['audit-dir'] ? { auditDir: values['audit-dir'] } : { auditDir: join(workspace, '..', `${workspace.split('/').pop()}-audit`) }),
+      dataDir: join(workspace, '..', `${workspace.split('/').pop()}-data`),
       apiKey: () => 'demo-key-not-secret',
     });
     return await runTask(host, 'Look around this project, leave a short NOTES.md, and check its configuration.', io);

@@ -14,6 +14,7 @@ Usage:
   tether run --workspace DIR [options] "task"   run the built-in agent on a task, headless
   tether demo [--workspace DIR]                  the same pipeline against a built-in scripted model
   tether policy test|explain|validate …          test and explain Cedar policy (tether policy --help)
+  tether checkpoints list|diff|restore|usage …   undo the agent's changes (tether checkpoints --help)
   tether --help                                  this text
 
 run options:
@@ -24,7 +25,11 @@ run options:
   --policy FILE            add a user Cedar policy file (repeatable); it must parse and validate
   --managed-policy FILE    add a managed (MDM) policy file (repeatable); highest precedence
   --on-ask deny|allow      answer for "ask" decisions when there is no terminal (default deny)
-  --audit-dir DIR          where the audit log goes (default: $TETHER_DATA_DIR/audit)
+  --audit-dir DIR          where the audit log goes (default: DATA_DIR/audit)
+  --data-dir DIR           Tether's data directory, for checkpoints (default: $TETHER_DATA_DIR or the platform's)
+  --no-checkpoints         do not checkpoint the agent's changes (they cannot be undone)
+  --no-commands            do not offer the agent shell commands at all
+  --allow-domain D         a domain commands may reach through the sandbox proxy, if policy allows (repeatable)
   --consent-timeout S      seconds a consent question waits before it is denied (default 300)
   --max-turns N            stop the agent after N model turns
 
@@ -56,6 +61,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./demo-command.ts')).runDemo(rest, io);
     case 'policy':
       return (await import('./policy-command.ts')).runPolicyCommand(rest, io);
+    case 'checkpoints':
+      return (await import('./checkpoints-command.ts')).runCheckpointsCommand(rest, { stdout: process.stdout, stderr: process.stderr });
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
@@ -74,6 +81,10 @@ async function runCommand(args: string[]): Promise<number> {
       'managed-policy': { type: 'string', multiple: true },
       'on-ask': { type: 'string', default: 'deny' },
       'audit-dir': { type: 'string' },
+      'data-dir': { type: 'string' },
+      'no-checkpoints': { type: 'boolean' },
+      'no-commands': { type: 'boolean' },
+      'allow-domain': { type: 'string', multiple: true },
       'consent-timeout': { type: 'string' },
       'max-turns': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -98,6 +109,10 @@ async function runCommand(args: string[]): Promise<number> {
     policyFiles: values.policy ?? [],
     managedPolicyFiles: values['managed-policy'] ?? [],
     ...(values['audit-dir'] ? { auditDir: values['audit-dir'] } : {}),
+    ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}),
+    checkpoints: !values['no-checkpoints'],
+    commands: !values['no-commands'],
+    ...(values['allow-domain'] ? { networkDomains: values['allow-domain'] } : {}),
     consent,
     ...(values['consent-timeout'] ? { consentTimeoutMs: positiveInt(values['consent-timeout'], '--consent-timeout') * 1000 } : {}),
     ...(values['max-turns'] ? { maxTurns: positiveInt(values['max-turns'], '--max-turns') } : {}),

@@ -29,6 +29,11 @@ export function renderPreview(p: ConsentPreview): string {
     }
     case 'net':
       return `${p.method} ${p.destination} (${p.bytes} bytes): ${p.summary}`;
+    case 'restore': {
+      const mark = { create: 'A', overwrite: 'M', delete: 'D' } as const;
+      const files = p.files.map((f) => `  ${f.conflict ? paint.red('!') : ' '} ${mark[f.action]} ${f.path}${f.conflict ? paint.red(`  (${f.conflict})`) : ''}`);
+      return `restore checkpoint #${p.checkpoint}: ${p.summary}\n${files.join('\n')}\n${colourDiff(p.diff)}`;
+    }
   }
 }
 

@@ -12,7 +12,8 @@ export type AuditEventType =
   | 'decision' | 'outcome'
   | 'agent.exit' | 'protocol.violation'
   | 'consent.disclosure'
-  | 'log.start' | 'log.sealed-tail';
+  | 'log.start' | 'log.sealed-tail'
+  | 'log.key-rotation';
 
 export interface AuditActor {
   readonly user: string;
@@ -63,6 +64,8 @@ export interface AuditOutcome {
   readonly signal?: string | null;
   readonly durationMs?: number;
   readonly changedFiles?: readonly AuditChangedFile[];
+  /** Why `changedFiles` may be incomplete (too many entries, files too large to hash). */
+  readonly changedFilesNote?: string;
 }
 
 /** What a caller hands the writer; the writer adds seq, time and chain fields. */
@@ -83,6 +86,46 @@ export interface AuditRecord extends AuditEntry {
   readonly v: typeof AUDIT_RECORD_VERSION;
   readonly seq: number;
   readonly time: string; // RFC 3339, UTC, ms
-  /** Hex SHA-256 of the previous record's canonical line ('' for the first). */
+  /**
+   * Hex hash of the previous record ('' for the first): SHA-256 of its canonical
+   * line (JsonlAuditWriter) or its RFC 6962 leaf hash (SignedAuditLog).
+   */
   readonly prev: string;
+  /** Set on every record of a log that managed policy allowed to run without a signing key. */
+  readonly unsigned?: true;
+}
+
+/** `detail` of the first record of every chain of the signed log (one Merkle tree, one origin). */
+export interface AuditChainStart {
+  readonly origin: string;
+  readonly chain: number;
+  /** Verifier key ("name+id+base64") that signs this chain's checkpoints; null when unsigned. */
+  readonly key: string | null;
+  readonly reason: string;
+  /** The chain this one follows, as this writer found it (absent for a new log). */
+  readonly previous?: {
+    readonly origin: string;
+    readonly size: number;
+    /** Base64 root of the previous chain at `size`. */
+    readonly root: string;
+    /** The last checkpoint of the previous chain, if any. */
+    readonly checkpoint?: { readonly size: number; readonly root: string; readonly noteSha256: string };
+  };
+}
+
+/** `detail` of a key rotation record: the next checkpoint is signed by both keys. */
+export interface AuditKeyRotation {
+  readonly previous: string;
+  readonly next: string;
+}
+
+/** `detail` of a record that seals bytes a crash left after the last complete record. */
+export interface AuditSealedTail {
+  readonly file: string;
+  readonly offset: number;
+  readonly bytes: number;
+  readonly sha256: string;
+  /** Where the cut bytes were kept, relative to the log directory. */
+  readonly copy: string;
+  readonly reason: string;
 }

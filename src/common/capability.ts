@@ -62,7 +62,14 @@ export interface CapabilityRequest {
   /** Second target (move destination). */
   readonly destination?: ResolvedPath;
   /** Exec: the command line and working directory (shell issue fills in the parse). */
-  readonly command?: { readonly line: string; readonly cwd: string; readonly program?: string; readonly args?: readonly string[] };
+  readonly command?: {
+    readonly line: string;
+    readonly cwd: string;
+    readonly program?: string;
+    readonly args?: readonly string[];
+    /** False when it would run without the OS sandbox (policy sees `resource.sandboxed`); absent means sandboxed. */
+    readonly sandboxed?: boolean;
+  };
   /** Net / model: where the bytes go. */
   readonly url?: string;
   readonly trace: TraceContext;

@@ -17,7 +17,14 @@ export type ConsentPreview =
   | { readonly type: 'move'; readonly from: string; readonly to: string; readonly overwrite: boolean }
   | { readonly type: 'read'; readonly path: string; readonly note?: string }
   | { readonly type: 'exec'; readonly command: string; readonly cwd: string; readonly sandbox: SandboxProfileSummary | 'unsandboxed'; readonly notes: readonly string[] }
-  | { readonly type: 'net'; readonly destination: string; readonly method: string; readonly bytes: number; readonly summary: string };
+  | { readonly type: 'net'; readonly destination: string; readonly method: string; readonly bytes: number; readonly summary: string }
+  | {
+      readonly type: 'restore';
+      readonly checkpoint: number;
+      readonly summary: string;
+      readonly files: readonly { readonly path: string; readonly action: 'create' | 'overwrite' | 'delete'; readonly conflict?: string }[];
+      readonly diff: string;
+    };
 
 /** The scope a session grant covers. Paths are workspace-relative globs (`*`, `**`). */
 export interface GrantScope {

@@ -15,7 +15,8 @@ export interface PolicyDecision {
 /** Who settled the request. */
 // 'host': a host check refused before policy (path jail, limits); 'error': the decision
 // machinery itself failed (policy engine, consent UI) and the request was denied.
-export type DecidedBy = 'policy' | 'user' | 'grant' | 'timeout' | 'kill-switch' | 'host' | 'error';
+// 'preset': a non-interactive run's fixed answer (`--on-ask`), not a person.
+export type DecidedBy = 'policy' | 'user' | 'preset' | 'grant' | 'timeout' | 'kill-switch' | 'host' | 'error';
 
 export type ConsentAnswer = 'once' | 'session' | 'deny';
 

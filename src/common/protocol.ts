@@ -87,5 +87,12 @@ export type TerminalIdParams = z.infer<typeof TerminalIdParams>;
 export interface DirEntry { name: string; type: 'file' | 'directory' | 'symlink' | 'other'; size?: number }
 export interface ListResult { path: string; entries: DirEntry[]; truncated: boolean }
 export interface SearchMatch { path: string; line: number; text: string }
-export interface SearchResult { matches: SearchMatch[]; truncated: boolean; filesScanned: number }
+export interface SearchResult {
+  matches: SearchMatch[];
+  truncated: boolean;
+  filesScanned: number;
+  /** Matches dropped because policy does not let the agent read their file. */
+  withheld?: number;
+  note?: string;
+}
 export interface StatResult { path: string; exists: boolean; type?: DirEntry['type']; size?: number; mtimeMs?: number }

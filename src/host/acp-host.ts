@@ -10,15 +10,19 @@ import { ACTION_KIND, type CapabilityAction, type CapabilityRequest, type Resolv
 import type { ConsentPreview } from '../common/consent.ts';
 import {
   DeleteParams, ListParams, METHODS, MoveParams, ReadTextFileParams, SearchParams, StatParams, WriteTextFileParams,
+  type SearchMatch, type SearchResult,
 } from '../common/protocol.ts';
 import { traceFromMeta } from '../common/trace.ts';
 import { RequestDenied, type Broker, type EffectResult } from './broker.ts';
 import { previewDelete, previewMove, previewRead, previewWrite } from './consent-preview.ts';
 import type { FsEffects } from './fs-effects.ts';
+import type { PolicyEngine } from './policy/policy-engine.ts';
 import { PathRefused, type WorkspaceJail } from './workspace-jail.ts';
 
 export interface AcpHostOptions {
   readonly broker: Broker;
+  /** Also consulted per file for search results. */
+  readonly policy: PolicyEngine;
   readonly jail: WorkspaceJail;
   readonly fs: FsEffects;
   /** The ACP session ids this host serves; requests for others are refused. */
@@ -75,6 +79,25 @@ export function createAcpHost(opts: AcpHostOptions): ClientApp {
     }
   };
 
+  // A search is decided on the folder, but its results quote files: each file
+  // must also be one policy lets the agent read without asking, or its lines
+  // are withheld (and the agent told how many).
+  const readableMatchesOnly = (found: SearchResult, req: CapabilityRequest): SearchResult => {
+    const verdict = new Map<string, boolean>();
+    const readable = (m: SearchMatch & { hardLinked?: boolean }) => {
+      let ok = verdict.get(m.path);
+      if (ok === undefined) {
+        const file: ResolvedPath = { path: `${jail.root}/${m.path}`, relPath: m.path, inWorkspace: true, exists: true, type: 'file', hardLinked: m.hardLinked === true };
+        ok = opts.policy.decide({ ...req, id: randomUUID(), action: 'read', kind: 'read', method: METHODS.readTextFile, target: file }).effect === 'allow';
+        verdict.set(m.path, ok);
+      }
+      return ok;
+    };
+    const matches = found.matches.filter(readable).map(({ path, line, text }) => ({ path, line, text }));
+    const withheld = found.matches.length - matches.length;
+    return { ...found, matches, ...(withheld > 0 ? { withheld, note: `${withheld} match(es) in files policy does not let the agent read were withheld` } : {}) };
+  };
+
   const run = <T>(req: CapabilityRequest, preview: () => Promise<ConsentPreview>, effect: () => Promise<EffectResult<T>>, signal: AbortSignal) =>
     broker.execute(req, { preview, effect, signal });
 
@@ -124,11 +147,12 @@ export function createAcpHost(opts: AcpHostOptions): ClientApp {
     const target = await resolve('search', METHODS.search, p, p.path ?? '.', 'read');
     const req = request('search', METHODS.search, p.sessionId, p._meta, { target });
     return run(req, async () => previewRead(target), async () => {
-      const r = await fs.search(target, p.pattern, {
+      const found = await fs.search(target, p.pattern, {
         ...(p.include ? { include: p.include } : {}),
         ...(p.maxResults ? { maxResults: p.maxResults } : {}),
         ...(p.caseSensitive !== undefined ? { caseSensitive: p.caseSensitive } : {}),
       });
+      const r = readableMatchesOnly(found, req);
       return { result: r, outcome: { bytes: r.matches.length } };
     }, signal);
   }));

@@ -10,10 +10,14 @@
 //  3. A grant can turn "ask" into allow; nothing turns "deny" into allow.
 //  4. After `halt()` (stop button, kill switch) every pending and new request
 //     is denied until `resume()`.
+//  5. The outcome record is appended before the result goes back, but the
+//     reply does not wait for its fsync: it rides the next group commit (and
+//     `settled()` / the writer's close). A crash in that window can lose an
+//     outcome, never a decision.
 
 import type { AuditActor, AuditOutcome, AuditRequest } from '../common/audit-record.ts';
 import type { CapabilityRequest } from '../common/capability.ts';
-import type { ConsentPreview, ConsentQuestion } from '../common/consent.ts';
+import type { ConsentPreview, ConsentQuestion, GrantScope } from '../common/consent.ts';
 import { DENIED_ERROR_CODE, type DecidedBy, type DeniedErrorData, type FinalDecision, type PolicyDecision } from '../common/decision.ts';
 import { Emitter } from '../common/emitter.ts';
 import { proposeGrant } from '../common/grants.ts';
@@ -40,6 +44,7 @@ function formatDenial(d: DeniedErrorData): string {
     grant: 'denied',
     timeout: 'denied: nobody answered the consent request in time',
     'kill-switch': 'denied: the agent was stopped',
+    preset: 'denied',
     host: 'refused by the host',
     error: 'denied because the decision could not be made',
   };
@@ -59,6 +64,52 @@ export interface ExecuteOptions<T> {
   readonly signal?: AbortSignal;
 }
 
+/** One part of a compound request (a command of a shell line, a file it writes). */
+export interface CompoundPart {
+  readonly request: CapabilityRequest;
+  /** What the part is, for the dialog and the record: "`rm -rf build`", "write /ws/out.txt". */
+  readonly label: string;
+}
+
+/** How policy (and grants) saw one part. */
+export interface PartDecision {
+  readonly part: CompoundPart;
+  readonly decision: PolicyDecision;
+  /** The session grant that covers this part's "ask", if any. */
+  readonly grantId?: string;
+}
+
+/** An effect that starts now and reports its outcome later (a command that keeps running). */
+export interface DeferredEffect<T> {
+  readonly result: T;
+  /** Settles when the effect has finished; a rejection is recorded as a failed outcome. */
+  readonly outcome: Promise<Omit<AuditOutcome, 'ok'> & { readonly ok?: boolean }>;
+}
+
+export interface CompoundOptions<T> {
+  /** Each is decided by policy; any deny denies the whole request, any ask asks once for all. */
+  readonly parts: readonly CompoundPart[];
+  /** Reasons the user must be asked whatever policy and grants say (an uncertain parse, an unsandboxed run). */
+  readonly mustAsk?: readonly string[];
+  /** Never offer "allow for this session". */
+  readonly noSessionGrant?: boolean;
+  /** Recorded with the decision: the sandbox profile (AuditRequest.sandbox). */
+  readonly auditSandbox?: Readonly<Record<string, unknown>>;
+  /** Built only when consent is needed; gets every part's decision to explain why. */
+  readonly preview: (parts: readonly PartDecision[]) => Promise<ConsentPreview>;
+  readonly effect: () => Promise<DeferredEffect<T>>;
+  readonly signal?: AbortSignal;
+}
+
+export interface CompoundExecution<T> {
+  readonly result: T;
+  readonly decision: FinalDecision;
+  /** Sequence number of the decision record. */
+  readonly seq: number;
+  /** Resolves once the outcome record is durable. Never rejects. */
+  readonly completed: Promise<{ readonly outcome: AuditOutcome; readonly seq: number | undefined }>;
+}
+
 export interface DecisionEvent {
   readonly request: CapabilityRequest;
   readonly decision: FinalDecision;
@@ -70,6 +121,12 @@ export interface OutcomeEvent {
   readonly seq: number;
 }
 
+/** Runs around every allowed effect (checkpoints). `before` failing fails the effect. */
+export interface EffectHooks {
+  before?(request: CapabilityRequest): Promise<void>;
+  after?(request: CapabilityRequest, outcome: AuditOutcome, decisionSeq: number): Promise<void>;
+}
+
 export interface BrokerOptions {
   readonly policy: PolicyEngine;
   readonly consent: ConsentPort;
@@ -78,6 +135,7 @@ export interface BrokerOptions {
   readonly actor: AuditActor;
   /** How long a consent question waits before it is denied. */
   readonly consentTimeoutMs: number;
+  readonly hooks?: EffectHooks;
 }
 
 export class Broker {
@@ -90,6 +148,7 @@ export class Broker {
 
   private halted: string | undefined;
   private readonly pending = new Set<AbortController>();
+  private readonly outcomes = new Set<Promise<void>>();
 
   private readonly opts: BrokerOptions;
   constructor(opts: BrokerOptions) {
@@ -121,18 +180,150 @@ export class Broker {
     let outcome: AuditOutcome;
     let result: T;
     try {
+      await this.opts.hooks?.before?.(request);
       const done = await options.effect();
       result = done.result;
       outcome = { ...done.outcome, ok: true, durationMs: round(performance.now() - started) };
     } catch (e) {
       outcome = { ok: false, error: (e as Error).message, durationMs: round(performance.now() - started) };
-      const seq = await this.recordOutcome(request, outcome);
-      this.didComplete.fire({ request, outcome, seq });
+      this.recordOutcome(request, outcome);
       throw e;
     }
-    const seq = await this.recordOutcome(request, outcome);
-    this.didComplete.fire({ request, outcome, seq });
+    this.recordOutcome(request, outcome);
+    await this.opts.hooks?.after?.(request, outcome, receipt.seq);
     return result;
+  }
+
+  /** Resolves when every outcome record appended so far is durable. */
+  async settled(): Promise<void> {
+    while (this.outcomes.size > 0) await Promise.allSettled([...this.outcomes]);
+  }
+
+  /**
+   * A request made of several parts (a shell line: its commands and the files
+   * it writes), decided together: every part by policy, any deny denies the
+   * whole, any "ask" not covered by a session grant (or any `mustAsk` reason)
+   * asks the user ONE question for the whole, and ONE decision record lists
+   * every determining policy. The effect starts after that record is durable
+   * and may keep running: its outcome is recorded when it settles.
+   *
+   * "Allow for this session" is offered only when exactly one part needs
+   * consent and it has an exact grant (proposeGrant); it then grants that part.
+   * The effect hooks (checkpoints) run before the effect starts and after its
+   * outcome is recorded, as for execute().
+   */
+  async executeCompound<T>(request: CapabilityRequest, options: CompoundOptions<T>): Promise<CompoundExecution<T>> {
+    const { decision, parts } = await this.decideCompound(request, options);
+    const receipt = await this.record(request, decision, {
+      ...(options.auditSandbox ? { sandbox: options.auditSandbox } : {}),
+      detail: {
+        parts: parts.map((p) => ({
+          action: p.part.request.action,
+          subject: p.part.label,
+          effect: p.decision.effect,
+          policyIds: p.decision.policyIds,
+          ...(p.grantId ? { grantId: p.grantId } : {}),
+        })),
+        ...(options.mustAsk && options.mustAsk.length > 0 ? { mustAsk: options.mustAsk } : {}),
+      },
+    });
+    this.didDecide.fire({ request, decision, seq: receipt.seq });
+    if (!decision.allowed) {
+      throw new RequestDenied({ decidedBy: decision.decidedBy, policyIds: decision.policy.policyIds, reason: decision.reason });
+    }
+    const started = performance.now();
+    // Unlike execute(), `completed` waits for the outcome's fsync: a command's
+    // outcome (its changed files) is durable before wait_for_exit answers.
+    const finish = async (outcome: AuditOutcome, effectRan: boolean) => {
+      let seq: number | undefined;
+      const append = this.appendOutcome(request, outcome);
+      const tracked = append.then(() => {}, () => {});
+      this.outcomes.add(tracked);
+      void tracked.finally(() => this.outcomes.delete(tracked));
+      try {
+        seq = await append;
+        this.didComplete.fire({ request, outcome, seq });
+      } catch (e) {
+        console.error(`tether: an outcome record could not be written: ${(e as Error).message}`);
+      }
+      if (effectRan) {
+        try {
+          await this.opts.hooks?.after?.(request, outcome, receipt.seq);
+        } catch (e) {
+          console.error(`tether: the after-effect hook failed: ${(e as Error).message}`);
+        }
+      }
+      return { outcome, seq };
+    };
+    let deferred: DeferredEffect<T>;
+    try {
+      await this.opts.hooks?.before?.(request);
+      deferred = await options.effect();
+    } catch (e) {
+      await finish({ ok: false, error: (e as Error).message, durationMs: round(performance.now() - started) }, false);
+      throw e;
+    }
+    const completed = deferred.outcome.then(
+      (o) => finish({ durationMs: round(performance.now() - started), ...o, ok: o.ok ?? true }, true),
+      (e: unknown) => finish({ ok: false, error: (e as Error).message, durationMs: round(performance.now() - started) }, true),
+    );
+    return { result: deferred.result, decision, seq: receipt.seq, completed };
+  }
+
+  private async decideCompound<T>(request: CapabilityRequest, options: CompoundOptions<T>): Promise<{ decision: FinalDecision; parts: PartDecision[] }> {
+    const parts: PartDecision[] = [];
+    if (this.halted !== undefined) {
+      return { decision: deny({ effect: 'deny', policyIds: [], reason: this.halted }, 'kill-switch', this.halted), parts };
+    }
+    for (const part of options.parts) {
+      let d: PolicyDecision;
+      try {
+        d = this.opts.policy.decide(part.request);
+      } catch (e) {
+        const reason = `the policy engine failed on ${part.label}: ${(e as Error).message}`;
+        return { decision: deny({ effect: 'deny', policyIds: [], reason, errors: [reason] }, 'error', reason), parts };
+      }
+      const grant = d.effect === 'ask' ? this.opts.grants.find(part.request) : undefined;
+      parts.push({ part, decision: d, ...(grant ? { grantId: grant.id } : {}) });
+    }
+    const policyIds = [...new Set(parts.flatMap((p) => p.decision.policyIds))];
+    const denied = parts.filter((p) => p.decision.effect === 'deny');
+    if (denied.length > 0) {
+      // The denying parts' policies decided; every part's are in the record's detail.
+      const reason = denied.map((p) => `${p.part.label}: ${p.decision.reason}`).join('; ');
+      const errors = denied.flatMap((p) => p.decision.errors ?? []);
+      const denyIds = [...new Set(denied.flatMap((p) => p.decision.policyIds))];
+      const policy: PolicyDecision = { effect: 'deny', policyIds: denyIds, reason, ...(errors.length > 0 ? { errors } : {}) };
+      return { decision: deny(policy, errors.length > 0 ? 'error' : 'policy', reason), parts };
+    }
+    const mustAsk = options.mustAsk ?? [];
+    const asking = parts.filter((p) => p.decision.effect === 'ask' && (mustAsk.length > 0 || !p.grantId));
+    if (parts.length === 0 && mustAsk.length === 0) {
+      const reason = 'the request has no parts to decide';
+      return { decision: deny({ effect: 'deny', policyIds: [], reason }, 'host', reason), parts };
+    }
+    const effect = asking.length > 0 || mustAsk.length > 0 ? 'ask' : parts.some((p) => p.decision.effect === 'ask') ? 'ask' : 'allow';
+    const why = [...mustAsk, ...asking.map((p) => `${p.part.label}: ${p.decision.reason}`)];
+    const policy: PolicyDecision = {
+      effect,
+      policyIds,
+      reason: effect === 'allow' ? parts.map((p) => p.decision.reason).filter((r, i, a) => a.indexOf(r) === i).join('; ') : why.join('; ') || 'covered by session grants',
+    };
+    if (asking.length === 0 && mustAsk.length === 0) {
+      const grantIds = parts.flatMap((p) => (p.grantId ? [p.grantId] : []));
+      if (grantIds.length === 0) return { decision: { allowed: true, policy, decidedBy: 'policy', reason: policy.reason }, parts };
+      const names = grantIds.map((id) => this.opts.grants.list().find((g) => g.id === id)?.description ?? id);
+      return { decision: { allowed: true, policy, decidedBy: 'grant', grantId: grantIds[0]!, reason: `covered by the session grant${names.length > 1 ? 's' : ''} ${names.map((n) => `"${n}"`).join(', ')}` }, parts };
+    }
+    const single = asking.length === 1 && mustAsk.length === 0 && !options.noSessionGrant ? asking[0]!.part.request : undefined;
+    const decision = await this.consent(
+      request,
+      policy,
+      () => options.preview(parts),
+      () => (single ? proposeGrant(single) : undefined),
+      options.signal,
+    );
+    return { decision, parts };
   }
 
   /**
@@ -166,15 +357,25 @@ export class Broker {
     return this.askUser(request, policy, options);
   }
 
-  private async askUser<T>(request: CapabilityRequest, policy: PolicyDecision, options: ExecuteOptions<T>): Promise<FinalDecision> {
+  private askUser<T>(request: CapabilityRequest, policy: PolicyDecision, options: ExecuteOptions<T>): Promise<FinalDecision> {
+    return this.consent(request, policy, options.preview, () => proposeGrant(request), options.signal);
+  }
+
+  private async consent(
+    request: CapabilityRequest,
+    policy: PolicyDecision,
+    buildPreview: () => Promise<ConsentPreview>,
+    buildGrant: () => GrantScope | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<FinalDecision> {
     const controller = new AbortController();
     this.pending.add(controller);
     const onAbort = () => controller.abort(new Error('the agent cancelled the request'));
-    options.signal?.addEventListener('abort', onAbort, { once: true });
+    signal?.addEventListener('abort', onAbort, { once: true });
     const timer = setTimeout(() => controller.abort(new ConsentTimeout()), this.opts.consentTimeoutMs);
     try {
-      const preview = await options.preview();
-      const proposedGrant = proposeGrant(request);
+      const preview = await buildPreview();
+      const proposedGrant = buildGrant();
       const question: ConsentQuestion = {
         id: request.id,
         request,
@@ -186,6 +387,12 @@ export class Broker {
       };
       this.didAsk.fire(question);
       const answer = await raceAbort(this.opts.consent.ask(question, controller.signal), controller.signal);
+      const preset = this.opts.consent.preset;
+      if (preset !== undefined) {
+        return answer === 'deny'
+          ? deny(policy, 'preset', `denied without asking (${preset})`, answer)
+          : { allowed: true, policy, decidedBy: 'preset', answer: 'once', reason: `allowed without asking (${preset})` };
+      }
       if (answer === 'deny') return deny(policy, 'user', 'the user denied it', answer);
       let grantId: string | undefined;
       if (answer === 'session' && proposedGrant) grantId = this.opts.grants.add(request.sessionId, proposedGrant, request.id).id;
@@ -198,19 +405,20 @@ export class Broker {
       return deny(policy, 'error', `consent could not be obtained: ${(e as Error).message}`);
     } finally {
       clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
+      signal?.removeEventListener('abort', onAbort);
       this.pending.delete(controller);
     }
   }
 
-  private record(request: CapabilityRequest, decision: FinalDecision) {
+  private record(request: CapabilityRequest, decision: FinalDecision, extra?: { readonly sandbox?: Readonly<Record<string, unknown>>; readonly detail?: Readonly<Record<string, unknown>> }) {
     return this.opts.audit.append({
       type: 'decision',
       session: request.sessionId,
       traceId: request.trace.traceId,
       spanId: request.trace.spanId,
       actor: this.opts.actor,
-      request: auditRequest(request),
+      request: extra?.sandbox ? { ...auditRequest(request), sandbox: extra.sandbox } : auditRequest(request),
+      ...(extra?.detail ? { detail: extra.detail } : {}),
       decision: {
         effect: decision.policy.effect,
         allowed: decision.allowed,
@@ -223,7 +431,17 @@ export class Broker {
     });
   }
 
-  private async recordOutcome(request: CapabilityRequest, outcome: AuditOutcome): Promise<number> {
+  private recordOutcome(request: CapabilityRequest, outcome: AuditOutcome): void {
+    const p = this.appendOutcome(request, outcome).then(
+      (seq) => this.didComplete.fire({ request, outcome, seq }),
+      // The writer is now failed and denies every further decision (fail closed).
+      (e: unknown) => console.error(`tether: an outcome record could not be written: ${(e as Error).message}`),
+    );
+    this.outcomes.add(p);
+    void p.finally(() => this.outcomes.delete(p));
+  }
+
+  private async appendOutcome(request: CapabilityRequest, outcome: AuditOutcome): Promise<number> {
     const receipt = await this.opts.audit.append({
       type: 'outcome',
       session: request.sessionId,

@@ -12,13 +12,17 @@ import { describeGrant, grantCovers } from '../common/grants.ts';
 export interface ConsentPort {
   /** Resolves with the user's answer. Must settle (deny) when `signal` aborts. */
   ask(question: ConsentQuestion, signal: AbortSignal): Promise<ConsentAnswer>;
+  /** Set when answers come from configuration, not a person (recorded as decidedBy 'preset'). */
+  readonly preset?: string;
 }
 
 /** Non-interactive runs: every "ask" gets the same answer (`--on-ask`). Never 'session'. */
 export class FixedConsent implements ConsentPort {
   private readonly answer: 'once' | 'deny';
-  constructor(answer: 'once' | 'deny') {
+  readonly preset: string;
+  constructor(answer: 'once' | 'deny', preset = `--on-ask ${answer === 'once' ? 'allow' : 'deny'}`) {
     this.answer = answer;
+    this.preset = preset;
   }
   ask(): Promise<ConsentAnswer> {
     return Promise.resolve(this.answer);

@@ -105,7 +105,7 @@ export function runSearch(job: SearchJob): SearchResult {
             truncated = true;
             return false;
           }
-          matches.push({ path: rel, line, text: excerpt(s, m.index) });
+          matches.push({ path: rel, line, text: excerpt(s, m.index), ...(st.nlink > 1 ? { hardLinked: true } : {}) });
         }
         if ((line & 1023) === 0 && Date.now() > deadline) {
           truncated = true;

@@ -4,13 +4,15 @@
 // exercise the same wiring the desktop app uses.
 
 import { randomUUID } from 'node:crypto';
-import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { AgentStarter } from './agent-starter.ts';
 import type { AuditWriter } from './audit/audit-writer.ts';
 import { JsonlAuditWriter } from './audit/jsonl-audit-writer.ts';
 import type { ConsentPort } from './consent.ts';
+import { defaultDataDir } from './data-dir.ts';
 import { EgressGateway } from './egress/gateway.ts';
+import { CheckpointStore } from './checkpoints/checkpoint-store.ts';
+import { BubblewrapSandbox } from './sandbox/bubblewrap-sandbox.ts';
 import { CedarPolicyEngine } from './policy/cedar-policy-engine.ts';
 import { TetherSession, type Provider } from './session.ts';
 
@@ -23,11 +25,6 @@ export const DEFAULT_MODELS: Readonly<Record<Provider, string>> = {
   openai: 'gpt-5',
 };
 
-export function defaultDataDir(): string {
-  const base = process.env['XDG_DATA_HOME'] ?? join(homedir(), '.local', 'share');
-  return process.env['TETHER_DATA_DIR'] ?? join(base, 'tether');
-}
-
 export interface HeadlessOptions {
   readonly workspace: string;
   readonly provider: Provider;
@@ -36,6 +33,13 @@ export interface HeadlessOptions {
   readonly policyFiles?: readonly string[];
   readonly managedPolicyFiles?: readonly string[];
   readonly auditDir?: string;
+  /** Tether's data directory (checkpoints); default $TETHER_DATA_DIR or the platform's. */
+  readonly dataDir?: string;
+  /** Default true. */
+  readonly checkpoints?: boolean;
+  /** Default true: shell commands run in the OS sandbox (denied with a reason where it is unavailable). */
+  readonly commands?: boolean;
+  readonly networkDomains?: readonly string[];
   readonly consent: ConsentPort;
   readonly consentTimeoutMs?: number;
   readonly maxTurns?: number;
@@ -60,10 +64,13 @@ export async function startHeadlessHost(opts: HeadlessOptions): Promise<Headless
   const policy = await CedarPolicyEngine.load({
     userFiles: [...(opts.policyFiles ?? [])],
     managedFiles: [...(opts.managedPolicyFiles ?? [])],
-    protectedPaths: [auditDir, defaultDataDir()],
+    protectedPaths: [auditDir, resolve(opts.dataDir ?? defaultDataDir())],
     modelProviders: [upstreamBaseUrl],
   });
+  const dataDir = resolve(opts.dataDir ?? defaultDataDir());
   const audit = await JsonlAuditWriter.open(auditDir);
+  const checkpoints = opts.checkpoints === false ? undefined : await CheckpointStore.open({ workspace: opts.workspace, dataDir });
+  const sandbox = opts.commands === false ? undefined : await BubblewrapSandbox.create({ protectedPaths: [auditDir, dataDir, ...policy.files.map((f) => f.file)] });
   const gateway = await EgressGateway.start(opts.apiKey ? { getApiKey: opts.apiKey } : {});
   // Model calls are brokered like any other request: the gateway asks before
   // anything leaves the machine. Until the session exists, nothing is allowed.
@@ -88,9 +95,14 @@ export async function startHeadlessHost(opts: HeadlessOptions): Promise<Headless
       ...(opts.starter ? { starter: opts.starter } : {}),
       ...(opts.consentTimeoutMs ? { consentTimeoutMs: opts.consentTimeoutMs } : {}),
       ...(opts.maxTurns ? { maxTurns: opts.maxTurns } : {}),
+      ...(checkpoints ? { checkpoints } : {}),
+      ...(sandbox ? { sandbox } : {}),
+      ...(opts.networkDomains ? { networkDomains: opts.networkDomains } : {}),
     });
   } catch (e) {
+    await sandbox?.dispose();
     await gateway.close();
+    await checkpoints?.close();
     await audit.close();
     throw e;
   }
@@ -102,7 +114,9 @@ export async function startHeadlessHost(opts: HeadlessOptions): Promise<Headless
     gateway,
     async close() {
       await s.close();
+      await sandbox?.dispose();
       await gateway.close();
+      await checkpoints?.close();
       await audit.close();
     },
   };

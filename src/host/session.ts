@@ -19,6 +19,13 @@ import { Broker } from './broker.ts';
 import { GrantStore, type ConsentPort } from './consent.ts';
 import { FsEffects } from './fs-effects.ts';
 import type { PolicyEngine } from './policy/policy-engine.ts';
+import { restoreThroughBroker } from './checkpoints/brokered-restore.ts';
+import type { CheckpointStore } from './checkpoints/checkpoint-store.ts';
+import type { CheckpointInfo, RestoreResult } from './checkpoints/checkpoint-types.ts';
+import { SessionCheckpoints } from './checkpoints/session-checkpoints.ts';
+import type { Sandbox } from './sandbox/sandbox.ts';
+import { terminalHandlers } from './terminal/terminal-handlers.ts';
+import { TerminalService } from './terminal/terminal-service.ts';
 import { WorkspaceJail } from './workspace-jail.ts';
 
 export type Provider = 'anthropic' | 'openai';
@@ -44,6 +51,12 @@ export interface SessionOptions {
   readonly consentTimeoutMs?: number;
   readonly maxTurns?: number;
   readonly actor?: Partial<AuditActor>;
+  /** Checkpoints every change so it can be undone (shadow repository). */
+  readonly checkpoints?: CheckpointStore;
+  /** Runs the agent's shell commands (ACP terminal/*). Without it the agent has no commands. */
+  readonly sandbox?: Sandbox;
+  /** Domains commands may reach through the sandbox's proxy when policy allows them. */
+  readonly networkDomains?: readonly string[];
 }
 
 export interface PromptResult {
@@ -64,6 +77,9 @@ export class TetherSession {
   private readonly agent: AgentProcess;
   private readonly connection: ClientConnection;
   private readonly acpSessionId: string;
+  private readonly checkpoints: { store: CheckpointStore; hooks: SessionCheckpoints } | undefined;
+  /** The agent's shell commands; their output feeds the terminal view. */
+  readonly terminals: TerminalService | undefined;
   private readonly didUpdate = new Emitter<SessionNotification>();
   private readonly didExit = new Emitter<AgentExit>();
   /** ACP `session/update` notifications from the agent (text, tool calls). */
@@ -75,7 +91,11 @@ export class TetherSession {
   private constructor(parts: {
     id: string; broker: Broker; grants: GrantStore; jail: WorkspaceJail; audit: AuditWriter; agent: AgentProcess;
     connection: ClientConnection; acpSessionId: string;
+    checkpoints: { store: CheckpointStore; hooks: SessionCheckpoints } | undefined;
+    terminals: TerminalService | undefined;
   }) {
+    this.checkpoints = parts.checkpoints;
+    this.terminals = parts.terminals;
     this.id = parts.id;
     this.broker = parts.broker;
     this.grants = parts.grants;
@@ -95,6 +115,8 @@ export class TetherSession {
       agent: opts.actor?.agent ?? 'tether-builtin',
       model: opts.actor?.model ?? `${opts.model.provider}/${opts.model.model}`,
     };
+    let sessionId = 'starting';
+    const checkpoints = opts.checkpoints ? new SessionCheckpoints(opts.checkpoints, () => sessionId) : undefined;
     const broker = new Broker({
       policy: opts.policy,
       consent: opts.consent,
@@ -102,11 +124,26 @@ export class TetherSession {
       audit: opts.audit,
       actor,
       consentTimeoutMs: opts.consentTimeoutMs ?? 5 * 60_000,
+      ...(checkpoints ? { hooks: checkpoints } : {}),
     });
     const fs = new FsEffects(jail);
     const sessions = new Set<string>();
     const updates = new Emitter<SessionNotification>();
-    const app = createAcpHost({ broker, jail, fs, sessions, onSessionUpdate: (p) => updates.fire(p as SessionNotification) });
+    const terminals = opts.sandbox
+      ? new TerminalService({
+          broker,
+          sandbox: opts.sandbox,
+          workspace: jail.root,
+          policy: opts.policy,
+          resolvePath: () => (p, intent) => jail.resolve(p, { intent }),
+          ...(opts.networkDomains ? { networkDomains: opts.networkDomains } : {}),
+        })
+      : undefined;
+    const app = createAcpHost({
+      broker, policy: opts.policy, jail, fs, sessions,
+      onSessionUpdate: (p) => updates.fire(p as SessionNotification),
+      ...(terminals ? { extend: terminalHandlers(terminals) } : {}),
+    });
 
     const starter = opts.starter ?? new ForkAgentStarter();
     const agent = await starter.start({
@@ -121,7 +158,7 @@ export class TetherSession {
 
     const init = await withTimeout(connection.agent.request('initialize', {
       protocolVersion: PROTOCOL_VERSION,
-      clientCapabilities: { fs: { readTextFile: true, writeTextFile: true }, terminal: false },
+      clientCapabilities: { fs: { readTextFile: true, writeTextFile: true }, terminal: terminals !== undefined },
       clientInfo: { name: 'tether', version: '0.1.0' },
     }), 15_000, 'initialize').catch(fail);
     if (init.protocolVersion !== PROTOCOL_VERSION) await fail(new Error(`it speaks ACP version ${init.protocolVersion}, Tether speaks ${PROTOCOL_VERSION}`));
@@ -141,12 +178,19 @@ export class TetherSession {
       return fail(e);
     }
     sessions.add(created.sessionId);
+    sessionId = created.sessionId;
+    checkpoints?.start();
 
-    const session = new TetherSession({ id: created.sessionId, broker, grants, jail, audit: opts.audit, agent, connection, acpSessionId: created.sessionId });
+    const session = new TetherSession({
+      id: created.sessionId, broker, grants, jail, audit: opts.audit, agent, connection, acpSessionId: created.sessionId,
+      checkpoints: checkpoints && opts.checkpoints ? { store: opts.checkpoints, hooks: checkpoints } : undefined,
+      terminals,
+    });
     updates.event((n) => session.didUpdate.fire(n));
     await opts.audit.append({ type: 'session.start', session: session.id, actor, detail: { workspace: jail.root, provider: opts.model.provider, model: opts.model.model } });
     void agent.exited.then(async (exit) => {
       session.broker.halt('the agent process exited');
+      await terminals?.releaseAll(session.id).catch(() => {});
       if (!session.closed) {
         await opts.audit.append({ type: 'agent.exit', session: session.id, detail: { code: exit.code, signal: exit.signal } }).catch(() => {});
       }
@@ -159,11 +203,13 @@ export class TetherSession {
   async prompt(task: string, trace: TraceContext = newTrace()): Promise<PromptResult> {
     if (this.closed) throw new SessionError('the session is closed');
     this.broker.resume();
+    this.checkpoints?.hooks.beginTurn();
     const res = await this.connection.agent.request('session/prompt', {
       sessionId: this.acpSessionId,
       prompt: [{ type: 'text', text: task }],
       _meta: { traceparent: formatTraceparent(trace) },
     });
+    await this.broker.settled();
     return { stopReason: res.stopReason, traceId: trace.traceId };
   }
 
@@ -186,6 +232,18 @@ export class TetherSession {
     });
   }
 
+  /** The session's checkpoints, newest first (empty when checkpoints are off). */
+  listCheckpoints(): Promise<CheckpointInfo[]> {
+    return this.checkpoints ? this.checkpoints.store.list() : Promise.resolve([]);
+  }
+
+  /** "Undo to here": a brokered, consented, audited restore (itself undoable). */
+  async restoreCheckpoint(checkpoint: string, opts: { paths?: readonly string[]; overwriteConflicts?: boolean } = {}): Promise<RestoreResult> {
+    if (!this.checkpoints) throw new SessionError('checkpoints are off for this session');
+    this.broker.resume();
+    return restoreThroughBroker({ broker: this.broker, store: this.checkpoints.store, sessionId: this.id, checkpoint, ...opts });
+  }
+
   /** The stop button: denies pending and new requests at once, and cancels the turn. */
   async stop(reason = 'stopped by the user'): Promise<void> {
     this.broker.halt(reason);
@@ -197,10 +255,12 @@ export class TetherSession {
     this.closed = true;
     this.broker.halt('the session is closed');
     this.grants.revokeSession(this.id);
+    await this.broker.settled();
     await this.audit.append({ type: 'session.end', session: this.id }).catch(() => {});
     this.connection.close();
     this.agent.kill();
     await this.agent.exited;
+    await this.terminals?.dispose();
   }
 }
 

@@ -1,13 +1,13 @@
 // The audit writer port. The broker writes a decision record before any
 // effect and an outcome record after it; `append` resolves only once the
-// record is durable on disk. Implementations: JsonlAuditWriter (this file's
-// sibling, hash-chained JSON lines) and the signed Merkle log (audit issue).
+// record is durable on disk. Implementations: JsonlAuditWriter (hash-chained
+// JSON lines) and SignedAuditLog (segments, Merkle tree, signed checkpoints).
 
 import type { AuditEntry, AuditRecord } from '../../common/audit-record.ts';
 
 export interface AuditReceipt {
   readonly seq: number;
-  /** Hex SHA-256 of the record's canonical line. */
+  /** Hex SHA-256 identifying the record (what the next record names as `prev`). */
   readonly hash: string;
 }
 

@@ -8,6 +8,7 @@
 
 import type { CedarValueJson } from '@cedar-policy/cedar-wasm/nodejs';
 import type { CapabilityAction, CapabilityRequest, ResolvedPath } from '../../common/capability.ts';
+import { parseShell } from '../../common/shell-parse.ts';
 
 export const NAMESPACE = 'Tether';
 export type ResourceType = 'File' | 'Command' | 'Host';
@@ -63,6 +64,7 @@ export const COMMAND_ATTRS: Readonly<Record<string, AttrGetter>> = {
   args: (s) => commandWords(s).slice(1),
   cwd: (s) => s.request.command!.cwd,
   cwdInWorkspace: (s) => isInside(s.env.fold(s.request.command!.cwd), s.env.fold(s.request.workspace)),
+  sandboxed: (s) => s.request.command!.sandboxed !== false,
 };
 
 export const HOST_ATTRS: Readonly<Record<string, AttrGetter>> = {
@@ -134,16 +136,20 @@ export function describeSubject(s: Subject): string {
   return s.request.url!;
 }
 
-// Until the shell issue parses command lines, a naive split on whitespace.
-// It does not understand quotes, pipes or substitutions: policy on `program`
-// and `args` is only as good as this.
+// The terminal service decides each command of a line on its own, with
+// `program` and `args` from the shell parser. A request without them (policy
+// explain/test, other callers) is parsed here: a line that is one simple
+// command gets its parsed words (quotes removed); anything else keeps a split
+// on whitespace, so policy on `program` and `args` is only as good as that.
 const wordsCache = new WeakMap<object, string[]>();
 function commandWords(s: Subject): readonly string[] {
   const cmd = s.request.command!;
   if (cmd.program !== undefined) return [cmd.program, ...(cmd.args ?? [])];
   let words = wordsCache.get(cmd);
   if (!words) {
-    words = cmd.line.trim().split(/\s+/).filter((w) => w.length > 0);
+    const parsed = parseShell(cmd.line);
+    const only = parsed.parts.length === 1 && parsed.uncertain.length === 0 ? parsed.parts[0]! : undefined;
+    words = only && only.program !== '' ? [only.program, ...only.args] : cmd.line.trim().split(/\s+/).filter((w) => w.length > 0);
     wordsCache.set(cmd, words);
   }
   return words;

@@ -132,7 +132,7 @@ describe('CedarPolicyEngine with the default policy', () => {
     for (const r of rules) {
       expect(r.description, r.id).not.toBe(r.id);
       expect(r.description.length, r.id).toBeGreaterThan(30);
-      expect(r.file).toMatch(/resources\/policy\/default\.cedar$/);
+      expect(r.file).toMatch(/resources\/policy\/default(-commands)?\.cedar$/);
     }
   });
 

@@ -108,7 +108,7 @@ describe('loading policy files', () => {
     const e = await CedarPolicyEngine.load({ userFiles: [file] });
     expect(e.rule('u1')).toEqual({ id: 'u1', description: 'User rule.', source: 'user', file, line: 3, effect: 'permit', ask: false });
     expect(e.rule('workspace-write')).toMatchObject({ source: 'default', ask: true, effect: 'permit' });
-    expect(e.files.map((f) => f.source)).toEqual(['user', 'default']);
+    expect(e.files.map((f) => f.source)).toEqual(['user', 'default', 'default']);
   });
 
   it('reports validation warnings without refusing', async () => {

@@ -1,0 +1,245 @@
+// The signed audit log against real files. Keys come from a StaticKeyStore
+// here (the keychain has its own tests against a real Secret Service).
+import { appendFile, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { AuditRecord } from '../../../src/common/audit-record.ts';
+import { MerkleTree } from '../../../src/common/merkle.ts';
+import { openNote, parseCheckpoint } from '../../../src/common/signed-note.ts';
+import { verifyAuditDir } from '../../../src/host/audit/audit-verifier.ts';
+import { leafHashOfLine, merkleHasher } from '../../../src/host/audit/hashing.ts';
+import { CHECKPOINTS_FILE, parseCheckpointLine } from '../../../src/host/audit/log-layout.ts';
+import { SignedAuditLog } from '../../../src/host/audit/signed-audit-log.ts';
+import { NoteSigningKey } from '../../../src/host/keychain/note-key.ts';
+import { StaticKeyStore } from '../../../src/host/keychain/static-key-store.ts';
+
+const tmp = () => mkdtemp(join(tmpdir(), 'tether-signed-'));
+const keyStore = (name = 'tether-audit-test') => new StaticKeyStore(NoteSigningKey.generate(name));
+
+async function segments(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter((f) => f.startsWith('seg-')).sort();
+}
+async function allLines(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const s of await segments(dir)) out.push(...(await readFile(join(dir, s), 'utf8')).split('\n').filter(Boolean));
+  return out;
+}
+async function checkpointLines(dir: string) {
+  return (await readFile(join(dir, CHECKPOINTS_FILE), 'utf8')).split('\n').filter(Boolean).map(parseCheckpointLine);
+}
+
+describe('SignedAuditLog', () => {
+  it('chains concurrent appends by leaf hash, acknowledges each with its seq, and signs the tree at close', async () => {
+    const dir = await tmp();
+    const ks = keyStore();
+    const key = await ks.loadSigningKey();
+    const log = await SignedAuditLog.open({ dir, keyStore: ks });
+    const receipts = await Promise.all(Array.from({ length: 200 }, (_, i) => log.append({ type: 'session.start', session: `s${i}` })));
+    await log.close();
+
+    expect(receipts.map((r) => r.seq)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1)); // seq 0 is log.start
+    const lines = await allLines(dir);
+    expect(lines).toHaveLength(201);
+    const tree = new MerkleTree(merkleHasher);
+    lines.forEach((line, i) => {
+      const r = JSON.parse(line) as AuditRecord;
+      expect(r.seq).toBe(i);
+      expect(r.prev).toBe(i === 0 ? '' : Buffer.from(leafHashOfLine(lines[i - 1]!)).toString('hex'));
+      tree.append(leafHashOfLine(line));
+    });
+    expect(receipts[199]!.hash).toBe(Buffer.from(leafHashOfLine(lines[200]!)).toString('hex'));
+    const last = (await checkpointLines(dir)).at(-1)!;
+    const cp = parseCheckpoint(openNote(last.note, [key.verifier()]).text);
+    expect(cp.size).toBe(201);
+    expect(Buffer.from(cp.root).toString('hex')).toBe(Buffer.from(tree.root()).toString('hex'));
+    const report = await verifyAuditDir(dir, { pubkeys: [key.verifierKey] });
+    expect(report.problem).toBeUndefined();
+    expect(report.records).toBe(201);
+  });
+
+  it('writes a checkpoint every N records and one per segment it closes', async () => {
+    const dir = await tmp();
+    const ks = keyStore();
+    const log = await SignedAuditLog.open({ dir, keyStore: ks, checkpointEvery: 10, segmentMaxBytes: 4096 });
+    for (let i = 0; i < 60; i++) await log.append({ type: 'session.start', session: `session-${i}`, detail: { pad: 'x'.repeat(100) } });
+    await log.close();
+    const segs = await segments(dir);
+    expect(segs.length).toBeGreaterThan(2);
+    const verifier = (await ks.loadSigningKey()).verifier();
+    const sizes = (await checkpointLines(dir)).map((c) => parseCheckpoint(openNote(c.note, [verifier]).text).size);
+    expect(sizes.at(-1)).toBe(61);
+    sizes.slice(1).forEach((n, i) => expect(n - sizes[i]!).toBeLessThanOrEqual(10));
+    // every segment boundary is covered by a checkpoint at the size it closed with
+    for (const s of segs.slice(1)) expect(sizes).toContain(Number(s.split('-')[2]!.slice(0, 12)));
+    expect((await verifyAuditDir(dir, { trustedKeys: [(await ks.loadSigningKey()).verifierKey] })).ok).toBe(true);
+  });
+
+  it('writes checkpoints while idle, with a fresh time line and the same size (proof of life)', async () => {
+    const dir = await tmp();
+    const log = await SignedAuditLog.open({ dir, keyStore: keyStore(), checkpointIdleMs: 60 });
+    await log.append({ type: 'session.start', session: 'a' });
+    const before = (await checkpointLines(dir)).length;
+    await new Promise((r) => setTimeout(r, 400));
+    const after = await checkpointLines(dir);
+    expect(after.length).toBeGreaterThanOrEqual(before + 2);
+    const bodies = after.slice(-2).map((c) => c.note.split('\n\n')[0]!);
+    expect(bodies[0]!.split('\n')[1]).toBe(bodies[1]!.split('\n')[1]);
+    expect(bodies[0]).not.toBe(bodies[1]);
+    await log.close();
+  });
+
+  it('continues the same chain after a clean reopen with the same key', async () => {
+    const dir = await tmp();
+    const ks = keyStore();
+    const a = await SignedAuditLog.open({ dir, keyStore: ks });
+    await a.append({ type: 'session.start', session: 'a' });
+    const origin = a.status.origin;
+    await a.close();
+    const b = await SignedAuditLog.open({ dir, keyStore: ks });
+    expect(b.status.origin).toBe(origin);
+    expect((await b.append({ type: 'session.end', session: 'a' })).seq).toBe(2);
+    await b.close();
+    expect((await verifyAuditDir(dir, { trustedKeys: [(await ks.loadSigningKey()).verifierKey] })).ok).toBe(true);
+  });
+
+  it('seals a torn last line after a crash: keeps a copy, cuts it, records it, and the log verifies', async () => {
+    const dir = await tmp();
+    const ks = keyStore();
+    const a = await SignedAuditLog.open({ dir, keyStore: ks });
+    await a.append({ type: 'session.start', session: 'a' });
+    await a.close();
+    const seg = (await segments(dir))[0]!;
+    await appendFile(join(dir, seg), '{"half":"a rec');
+    await appendFile(join(dir, CHECKPOINTS_FILE), '{"frontier":["ab');
+    const warnings: string[] = [];
+    const b = await SignedAuditLog.open({ dir, keyStore: ks, onWarning: (w) => warnings.push(w) });
+    await b.close();
+    const records = (await allLines(dir)).map((l) => JSON.parse(l) as AuditRecord);
+    const sealed = records.filter((r) => r.type === 'log.sealed-tail');
+    expect(sealed.map((r) => r.detail?.file).sort()).toEqual([CHECKPOINTS_FILE, seg].sort());
+    expect(sealed.find((r) => r.detail?.file === seg)!.detail).toMatchObject({ bytes: 14 });
+    expect(await readFile(join(dir, String(sealed.find((r) => r.detail?.file === seg)!.detail!.copy)), 'utf8')).toBe('{"half":"a rec');
+    expect(warnings.join('\n')).toMatch(/sealed 14 bytes/);
+    const report = await verifyAuditDir(dir, { trustedKeys: [(await ks.loadSigningKey()).verifierKey] });
+    expect(report.problem).toBeUndefined();
+  });
+
+  it('refuses to open a log it finds damaged inside what a signed checkpoint covers, and changes nothing', async () => {
+    const dir = await tmp();
+    const ks = keyStore();
+    const a = await SignedAuditLog.open({ dir, keyStore: ks });
+    await a.append({ type: 'session.start', session: 'alice' });
+    await a.append({ type: 'session.end', session: 'alice' });
+    await a.close();
+    const seg = join(dir, (await segments(dir))[0]!);
+    const text = await readFile(seg, 'utf8');
+    await writeFile(seg, text.replace('"alice"', '"mallory"'));
+    await expect(SignedAuditLog.open({ dir, keyStore: ks })).rejects.toThrow(/damaged.*inside what a signed checkpoint covers.*tether audit verify/s);
+    expect(await readFile(seg, 'utf8')).toBe(text.replace('"alice"', '"mallory"'));
+    expect(await readdir(dir)).not.toContain('LOCK');
+  });
+
+  it('starts a new chain naming the previous checkpoint when the key changed (reinstall)', async () => {
+    const dir = await tmp();
+    const ks1 = keyStore('tether-audit-one');
+    const a = await SignedAuditLog.open({ dir, keyStore: ks1 });
+    await a.append({ type: 'session.start', session: 'a' });
+    const first = a.status;
+    await a.close();
+    const lastCp = (await checkpointLines(dir)).at(-1)!;
+    const ks2 = keyStore('tether-audit-two');
+    const b = await SignedAuditLog.open({ dir, keyStore: ks2 });
+    await b.append({ type: 'session.start', session: 'b' });
+    expect(b.status.chain).toBe(2);
+    expect(b.status.origin).not.toBe(first.origin);
+    await b.close();
+    const start = (await allLines(dir)).map((l) => JSON.parse(l) as AuditRecord).find((r) => r.type === 'log.start' && r.detail?.chain === 2)!;
+    expect(start.detail).toMatchObject({ previous: { origin: first.origin, size: 2, checkpoint: { size: 2, noteSha256: (await import('node:crypto')).createHash('sha256').update(lastCp.note).digest('hex') } } });
+    const keys = [(await ks1.loadSigningKey()).verifierKey, (await ks2.loadSigningKey()).verifierKey];
+    expect((await verifyAuditDir(dir, { trustedKeys: keys })).ok).toBe(true);
+    const onlyNew = await verifyAuditDir(dir, { trustedKeys: [keys[1]!] });
+    expect(onlyNew.problem?.reason).toMatch(/not signed by a trusted key/);
+  });
+
+  it('refuses to open when the key store is unavailable, saying how to fix it', async () => {
+    const dir = await tmp();
+    await expect(SignedAuditLog.open({ dir, keyStore: new StaticKeyStore(undefined) })).rejects.toThrow(/cannot be signed.*will not start a session.*unlock your login keychain.*managed policy/s);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('runs unsigned only when managed policy allows it, and then every record and checkpoint says so', async () => {
+    const dir = await tmp();
+    const warnings: string[] = [];
+    const log = await SignedAuditLog.open({ dir, keyStore: new StaticKeyStore(undefined), allowUnsigned: true, onWarning: (w) => warnings.push(w) });
+    await log.append({ type: 'session.start', session: 'a' });
+    await log.close();
+    const records = (await allLines(dir)).map((l) => JSON.parse(l) as AuditRecord);
+    expect(records.every((r) => r.unsigned === true)).toBe(true);
+    expect((await checkpointLines(dir)).every((c) => c.unsigned === true && !c.note.includes('—'))).toBe(true);
+    expect(warnings.join('\n')).toMatch(/UNSIGNED/);
+    expect((await verifyAuditDir(dir, { trustedKeys: [] })).problem?.reason).toMatch(/UNSIGNED.*--allow-unsigned/);
+    expect((await verifyAuditDir(dir, { trustedKeys: [], allowUnsigned: true })).ok).toBe(true);
+  });
+
+  it('rotates the key with a checkpoint signed by both keys; a verifier trusting only the old key follows it', async () => {
+    const dir = await tmp();
+    const ks = keyStore('tether-audit-old');
+    const old = await ks.loadSigningKey();
+    const log = await SignedAuditLog.open({ dir, keyStore: ks });
+    await log.append({ type: 'session.start', session: 'a' });
+    const nextKey = await log.rotateKey();
+    await log.append({ type: 'session.end', session: 'a' });
+    await log.close();
+    expect((await ks.loadSigningKey()).verifierKey).toBe(nextKey);
+    const dual = (await checkpointLines(dir)).find((c) => c.note.includes('tether-audit-old') && c.note.includes(nextKey.split('+')[0]!))!;
+    expect(openNote(dual.note, [old.verifier()]).unknown).toHaveLength(1);
+    const report = await verifyAuditDir(dir, { trustedKeys: [old.verifierKey] });
+    expect(report.problem).toBeUndefined();
+    expect([...report.keysUsed].sort()).toEqual([old.verifierKey, nextKey].sort());
+    // reopening with the new key continues the same chain
+    const again = await SignedAuditLog.open({ dir, keyStore: ks });
+    expect(again.status.chain).toBe(1);
+    await again.close();
+  });
+
+  it('refuses a record too large to be metadata, without losing the others in the same batch', async () => {
+    const dir = await tmp();
+    const log = await SignedAuditLog.open({ dir, keyStore: keyStore(), maxRecordBytes: 2000 });
+    const results = await Promise.allSettled([
+      log.append({ type: 'session.start', session: 'ok-1' }),
+      log.append({ type: 'session.start', session: 'big', detail: { content: 'x'.repeat(5000) } }),
+      log.append({ type: 'session.start', session: 'ok-2' }),
+    ]);
+    await log.close();
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(String((results[1] as PromiseRejectedResult).reason)).toMatch(/never file contents/);
+    expect((await allLines(dir)).map((l) => (JSON.parse(l) as AuditRecord).session)).toEqual(['', 'ok-1', 'ok-2']);
+  });
+
+  it('lets only one process write a log directory at a time', async () => {
+    const dir = await tmp();
+    const ks = keyStore();
+    const a = await SignedAuditLog.open({ dir, keyStore: ks });
+    await expect(SignedAuditLog.open({ dir, keyStore: ks })).rejects.toThrow(/already open in this process/);
+    await a.close();
+    await expect(a.append({ type: 'session.start', session: 'x' })).rejects.toThrow(/closed/);
+    const b = await SignedAuditLog.open({ dir, keyStore: ks });
+    await b.close();
+  });
+
+  it('reopens from the latest checkpoint, reading only the end of a long checkpoints file', async () => {
+    const dir = await tmp();
+    const ks = keyStore();
+    const a = await SignedAuditLog.open({ dir, keyStore: ks, checkpointEvery: 5 });
+    for (let i = 0; i < 23; i++) await a.append({ type: 'session.start', session: `s${i}` });
+    await a.close();
+    await appendFile(join(dir, CHECKPOINTS_FILE), '{"torn":');
+    const b = await SignedAuditLog.open({ dir, keyStore: ks, checkpointTailBytes: 1500 });
+    expect(b.status.treeSize).toBe(25); // + the record of the sealed checkpoint tail
+    expect(b.status.chain).toBe(1);
+    await b.append({ type: 'session.end', session: 'x' });
+    await b.close();
+    expect((await verifyAuditDir(dir, { trustedKeys: [(await ks.loadSigningKey()).verifierKey] })).ok).toBe(true);
+  });
+});

@@ -1,0 +1,72 @@
+// Shared set-up for tests that run real commands in the real sandbox: a
+// scratch tree under the repository's .cache/ (not under /tmp, which the
+// sandbox replaces with a private one, so "outside" and the fake home are
+// really visible read-only inside it), with a workspace, a directory outside
+// it, and a fake home holding canary credentials.
+
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BubblewrapSandbox, type BubblewrapSandboxOptions } from '../../../src/host/sandbox/bubblewrap-sandbox.ts';
+import type { RunOptions, SandboxExit, SandboxProfile } from '../../../src/host/sandbox/sandbox.ts';
+import { buildCommandEnv } from '../../../src/host/sandbox/sandbox-env.ts';
+
+export const REPO = join(import.meta.dirname, '..', '..', '..');
+
+export interface Scratch {
+  readonly base: string;
+  readonly workspace: string;
+  readonly outside: string;
+  readonly home: string;
+  /** Stands in for Tether's own audit/policy/key directory. */
+  readonly state: string;
+  readonly canary: string;
+  cleanup(): void;
+}
+
+export function makeScratch(): Scratch {
+  const cache = join(REPO, '.cache');
+  mkdirSync(cache, { recursive: true });
+  const base = mkdtempSync(join(cache, 'sandbox-test-'));
+  const workspace = join(base, 'workspace');
+  const outside = join(base, 'outside');
+  const home = join(base, 'home');
+  const state = join(base, 'tether-state');
+  const canary = `canary-${Math.random().toString(36).slice(2)}`;
+  for (const d of [workspace, outside, join(home, '.ssh'), join(home, '.aws'), join(home, '.config', 'gcloud'), state]) mkdirSync(d, { recursive: true });
+  writeFileSync(join(home, '.ssh', 'id_rsa'), `-----BEGIN OPENSSH PRIVATE KEY----- ${canary}\n`);
+  writeFileSync(join(home, '.aws', 'credentials'), `[default]\naws_secret_access_key = ${canary}\n`);
+  writeFileSync(join(home, '.config', 'gcloud', 'credentials.db'), canary);
+  writeFileSync(join(home, '.netrc'), `machine example.com password ${canary}\n`);
+  writeFileSync(join(home, 'notes.txt'), 'ordinary file in home\n');
+  writeFileSync(join(state, 'audit.jsonl'), `${canary}\n`);
+  writeFileSync(join(outside, 'keep.txt'), 'outside\n');
+  return { base, workspace, outside, home, state, canary, cleanup: () => rmSync(base, { recursive: true, force: true }) };
+}
+
+export async function makeSandbox(s: Scratch, extra: BubblewrapSandboxOptions = {}): Promise<BubblewrapSandbox> {
+  return BubblewrapSandbox.create({ home: s.home, protectedPaths: [s.state], ...extra });
+}
+
+export function envFor(s: Scratch, hostExtra: Record<string, string> = {}): Record<string, string> {
+  return buildCommandEnv({ host: { ...process.env, HOME: s.home, ...hostExtra }, tmpDir: '/tmp' }).env;
+}
+
+export interface Ran {
+  readonly exit: SandboxExit;
+  readonly output: string;
+}
+
+export async function runIn(sb: BubblewrapSandbox, s: Scratch, line: string, opts: { profile?: SandboxProfile; cwd?: string; env?: Record<string, string>; readOnly?: string[] } = {}): Promise<Ran> {
+  const run: RunOptions = {
+    line,
+    cwd: opts.cwd ?? s.workspace,
+    env: opts.env ?? envFor(s),
+    profile: opts.profile ?? sb.profile(s.workspace),
+    ...(opts.readOnly ? { readOnly: opts.readOnly } : {}),
+  };
+  const p = await sb.run(run);
+  let output = '';
+  p.onData((t) => (output += t));
+  const exit = await p.exited;
+  return { exit, output };
+}
