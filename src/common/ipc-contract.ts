@@ -19,7 +19,7 @@ const pathText = z.string().max(4096);
 export const CapabilityActionSchema = z.enum(['read', 'list', 'search', 'stat', 'write', 'delete', 'move', 'exec', 'net', 'model']);
 export const CapabilityKindSchema = z.enum(['read', 'write', 'exec', 'net', 'model']);
 export const PolicyEffectSchema = z.enum(['allow', 'ask', 'deny']);
-export const DecidedBySchema = z.enum(['policy', 'user', 'grant', 'timeout', 'kill-switch', 'host', 'error']);
+export const DecidedBySchema = z.enum(['policy', 'user', 'preset', 'grant', 'timeout', 'kill-switch', 'host', 'error']);
 export const ConsentAnswerSchema = z.enum(['once', 'session', 'deny']);
 export const ProviderSchema = z.enum(['anthropic', 'openai', 'scripted']);
 
@@ -57,6 +57,13 @@ export const ConsentPreviewSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('read'), path: pathText, note: text().optional() }),
   z.object({ type: z.literal('exec'), command: text(64 * 1024), cwd: pathText, sandbox: z.union([SandboxProfileSchema, z.literal('unsandboxed')]), notes: z.array(text()).max(100) }),
   z.object({ type: z.literal('net'), destination: text(8192), method: text(20), bytes: z.number().int().min(0), summary: text() }),
+  z.object({
+    type: z.literal('restore'),
+    checkpoint: z.number().int().min(0),
+    summary: text(),
+    files: z.array(z.object({ path: pathText, action: z.enum(['create', 'overwrite', 'delete']), conflict: text().optional() })).max(100_000),
+    diff: text(DIFF_MAX),
+  }),
 ]);
 export type ConsentPreviewView = z.infer<typeof ConsentPreviewSchema>;
 

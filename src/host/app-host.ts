@@ -13,7 +13,9 @@ import { AppService, JsonFileSettings, type HostSession, type RestartPolicy, typ
 import { JsonlAuditView } from './audit-view.ts';
 import { JsonlAuditWriter } from './audit/jsonl-audit-writer.ts';
 import { EgressGateway, envApiKey, type ApiKeySource, type ModelProvider } from './egress/gateway.ts';
+import { CheckpointStore } from './checkpoints/checkpoint-store.ts';
 import { CedarPolicyEngine } from './policy/cedar-policy-engine.ts';
+import { BubblewrapSandbox } from './sandbox/bubblewrap-sandbox.ts';
 import { createDemoScript, DEMO_MODEL, startScriptedModel, type ModelScript, type ScriptedModelServer } from './scripted-model.ts';
 import { TetherSession } from './session.ts';
 
@@ -42,13 +44,19 @@ export interface AppHostOptions {
   readonly consentTimeoutMs?: number;
   readonly restart?: Partial<RestartPolicy>;
   readonly maxTurns?: number;
+  /** Default true: shell commands run in the OS sandbox (denied with a reason where it is unavailable). */
+  readonly commands?: boolean;
+  /** Default true: every change is checkpointed so it can be undone. */
+  readonly checkpoints?: boolean;
+  /** Domains commands may reach through the sandbox's proxy when policy allows them. */
+  readonly networkDomains?: readonly string[];
 }
 
 export interface AppHost {
   readonly service: AppService;
   readonly auditDir: string;
-  /** The scripted model server, once the 'scripted' provider was used. */
-  scriptedModel(): ScriptedModelServer | undefined;
+  /** The scripted model server behind the 'scripted' (demo) provider. */
+  scriptedModel(): ScriptedModelServer;
   /** Sessions open now (tests reach the broker through this). */
   sessions(): readonly HostSession[];
   close(): Promise<void>;
@@ -56,16 +64,29 @@ export interface AppHost {
 
 export async function startAppHost(opts: AppHostOptions): Promise<AppHost> {
   const auditDir = join(opts.dataDir, 'audit');
-  const policy = await CedarPolicyEngine.load({
-    userFiles: [...(opts.policyFiles ?? [])],
-    managedFiles: [...(opts.managedPolicyFiles ?? [])],
-    protectedPaths: [auditDir, opts.dataDir],
-  });
+  // The demo provider's model: a loopback server, started now so policy knows its address.
+  const scripted = await startScriptedModel({ script: opts.demoScript ?? createDemoScript() });
+  const upstream: Readonly<Record<ModelProvider | 'scripted', string>> = {
+    anthropic: opts.baseUrls?.anthropic ?? DEFAULT_BASE_URLS.anthropic,
+    openai: opts.baseUrls?.openai ?? DEFAULT_BASE_URLS.openai,
+    scripted: scripted.url,
+  };
+  let policy: CedarPolicyEngine;
+  try {
+    policy = await CedarPolicyEngine.load({
+      userFiles: [...(opts.policyFiles ?? [])],
+      managedFiles: [...(opts.managedPolicyFiles ?? [])],
+      protectedPaths: [auditDir, opts.dataDir],
+      modelProviders: Object.values(upstream),
+    });
+  } catch (e) {
+    await scripted.close();
+    throw e;
+  }
   const audit = await JsonlAuditWriter.open(auditDir);
+  const sandbox = opts.commands === false ? undefined : await BubblewrapSandbox.create({ protectedPaths: [auditDir, opts.dataDir, ...policy.files.map((f) => f.file)] });
   const getApiKey = opts.getApiKey ?? envApiKey;
   const gateway = await EgressGateway.start({ getApiKey });
-  let scripted: Promise<ScriptedModelServer> | undefined;
-  let scriptedServer: ScriptedModelServer | undefined;
   const sessions = new Set<HostSession>();
 
   const providers = (): ProviderOption[] => [
@@ -80,15 +101,22 @@ export async function startAppHost(opts: AppHostOptions): Promise<AppHost> {
 
   const startSession = async (req: SessionRequest): Promise<HostSession> => {
     const gwId = randomUUID();
-    let route: { provider: ModelProvider; model: string; upstream: string; requireApiKey: boolean };
-    if (req.provider === 'scripted') {
-      scripted ??= startScriptedModel({ script: opts.demoScript ?? createDemoScript() }).then((s) => (scriptedServer = s));
-      route = { provider: 'anthropic', model: req.model ?? DEMO_MODEL, upstream: (await scripted).url, requireApiKey: false };
-    } else {
-      route = { provider: req.provider, model: req.model ?? DEFAULT_MODELS[req.provider], upstream: opts.baseUrls?.[req.provider] ?? DEFAULT_BASE_URLS[req.provider], requireApiKey: true };
-    }
-    const gw = gateway.openSession({ sessionId: gwId, provider: route.provider, upstreamBaseUrl: route.upstream, requireApiKey: route.requireApiKey });
-    let session: TetherSession;
+    const route = req.provider === 'scripted'
+      ? { provider: 'anthropic' as const, model: req.model ?? DEMO_MODEL, upstream: upstream.scripted }
+      : { provider: req.provider, model: req.model ?? DEFAULT_MODELS[req.provider], upstream: upstream[req.provider] };
+    // Model calls are brokered like any other request; until the session exists, nothing is allowed.
+    let session: TetherSession | undefined;
+    const gw = gateway.openSession({
+      sessionId: gwId,
+      provider: route.provider,
+      upstreamBaseUrl: route.upstream,
+      requireApiKey: !isLoopback(route.upstream),
+      authorize: async (info) => {
+        if (!session) throw new Error('no session is running');
+        await session.authorizeModelCall(info);
+      },
+    });
+    const checkpoints = opts.checkpoints === false ? undefined : await CheckpointStore.open({ workspace: req.workspace, dataDir: opts.dataDir });
     try {
       session = await TetherSession.start({
         workspace: req.workspace,
@@ -99,23 +127,29 @@ export async function startAppHost(opts: AppHostOptions): Promise<AppHost> {
         starter: opts.starter(),
         consentTimeoutMs: req.consentTimeoutMs,
         ...(opts.maxTurns ? { maxTurns: opts.maxTurns } : {}),
+        ...(checkpoints ? { checkpoints } : {}),
+        ...(sandbox ? { sandbox } : {}),
+        ...(opts.networkDomains ? { networkDomains: opts.networkDomains } : {}),
       });
     } catch (e) {
       gateway.closeSession(gwId);
+      await checkpoints?.close();
       throw e;
     }
+    const started = session;
     const host: HostSession = {
-      id: session.id,
-      broker: session.broker,
-      grants: session.grants,
-      onDidUpdate: session.onDidUpdate,
-      onDidAgentExit: session.onDidAgentExit,
-      prompt: (task) => session.prompt(task),
-      stop: (reason) => session.stop(reason),
+      id: started.id,
+      broker: started.broker,
+      grants: started.grants,
+      onDidUpdate: started.onDidUpdate,
+      onDidAgentExit: started.onDidAgentExit,
+      prompt: (task) => started.prompt(task),
+      stop: (reason) => started.stop(reason),
       close: async () => {
         sessions.delete(host);
         gateway.closeSession(gwId);
-        await session.close();
+        await started.close();
+        await checkpoints?.close();
       },
       describeRule: (id) => policy.rule(id)?.description,
     };
@@ -140,14 +174,24 @@ export async function startAppHost(opts: AppHostOptions): Promise<AppHost> {
   return {
     service,
     auditDir,
-    scriptedModel: () => scriptedServer,
+    scriptedModel: () => scripted,
     sessions: () => [...sessions],
     async close() {
       await service.dispose();
       for (const s of [...sessions]) await s.close().catch(() => undefined);
       await gateway.close();
-      if (scripted) await (await scripted).close();
+      await sandbox?.dispose();
+      await scripted.close();
       await audit.close();
     },
   };
+}
+
+function isLoopback(url: string): boolean {
+  try {
+    const h = new URL(url).hostname;
+    return h === '127.0.0.1' || h === 'localhost' || h === '[::1]' || h.startsWith('127.');
+  } catch {
+    return false;
+  }
 }

@@ -18,11 +18,11 @@ import { realpath, stat, readFile, writeFile, mkdir, rename } from 'node:fs/prom
 import { dirname } from 'node:path';
 import type { AuditEntry, AuditRecord } from '../common/audit-record.ts';
 import type { CapabilityRequest } from '../common/capability.ts';
-import type { GrantScope, SessionGrant } from '../common/consent.ts';
+import type { ConsentPreview, GrantScope, SessionGrant } from '../common/consent.ts';
 import { Emitter, type Event } from '../common/emitter.ts';
 import {
   ContractError, checkEvent,
-  type ActivityEntry, type AgentUpdate, type ApiHandlers, type ArgsOf, type AuditRecordView, type ConsentQuestionView, type DecisionView,
+  type ActivityEntry, type AgentUpdate, type ApiHandlers, type ArgsOf, type AuditRecordView, type ConsentPreviewView, type ConsentQuestionView, type DecisionView,
   type Disclosure, type EventName, type GrantView, type OutcomeView, type PayloadOf, type ProviderOption, type RequestView, type RuleInfo,
   type SessionStatus, type Snapshot, type TerminalOutput,
 } from '../common/ipc-contract.ts';
@@ -481,7 +481,7 @@ export class AppService implements ApiHandlers {
       request: requestView(q.request),
       policy: { effect: q.decision.effect, policyIds: [...q.decision.policyIds], reason: q.decision.reason },
       rules,
-      preview: structuredClone(q.preview) as ConsentQuestionView['preview'],
+      preview: previewView(q.preview),
       ...(q.proposedGrant ? { proposedGrant: { scope: scopeView(q.proposedGrant), description: describeScope(q.proposedGrant, q.request) } } : {}),
       timeoutMs: q.timeoutMs,
       deadline,
@@ -533,6 +533,35 @@ export function requestView(r: CapabilityRequest): RequestView {
     ...(r.url ? { url: r.url } : {}),
     traceId: r.trace.traceId,
   };
+}
+
+/** Field by field, so a new preview kind fails to compile here instead of being dropped at run time. */
+export function previewView(p: ConsentPreview): ConsentPreviewView {
+  switch (p.type) {
+    case 'write':
+      return { type: 'write', path: p.path, created: p.created, bytes: p.bytes, diff: p.diff };
+    case 'delete':
+      return { type: 'delete', path: p.path, recursive: p.recursive, ...(p.diff !== undefined ? { diff: p.diff } : {}) };
+    case 'move':
+      return { type: 'move', from: p.from, to: p.to, overwrite: p.overwrite };
+    case 'read':
+      return { type: 'read', path: p.path, ...(p.note !== undefined ? { note: p.note } : {}) };
+    case 'exec':
+      return {
+        type: 'exec', command: p.command, cwd: p.cwd, notes: [...p.notes],
+        sandbox: p.sandbox === 'unsandboxed' ? 'unsandboxed' : {
+          writable: [...p.sandbox.writable], hidden: [...p.sandbox.hidden],
+          network: p.sandbox.network === 'none' ? 'none' : { allowedDomains: [...p.sandbox.network.allowedDomains] },
+        },
+      };
+    case 'net':
+      return { type: 'net', destination: p.destination, method: p.method, bytes: p.bytes, summary: p.summary };
+    case 'restore':
+      return {
+        type: 'restore', checkpoint: p.checkpoint, summary: p.summary, diff: p.diff,
+        files: p.files.map((f) => ({ path: f.path, action: f.action, ...(f.conflict !== undefined ? { conflict: f.conflict } : {}) })),
+      };
+  }
 }
 
 function scopeView(s: GrantScope): GrantView['scope'] {

@@ -54,8 +54,12 @@ const script: ModelScript = async (conv) => {
   }
   if (task.includes('flow:command')) return { text: 'I will run the cleanup commands.' };
   if (task.includes('flow:terminal')) {
-    if (calls === 0) return { toolCalls: [{ name: 'run_command', input: { command: 'npm test -- --run' } }] };
-    return { text: 'The command could not run.' };
+    if (calls === 0) return { toolCalls: [{ name: 'run_command', input: { command: 'echo hello from the sandbox && ls src' } }] };
+    return { text: 'The command ran.' };
+  }
+  if (task.includes('flow:deny-command')) {
+    if (calls === 0) return { text: 'Cleaning the build folder.', toolCalls: [{ name: 'run_command', input: { command: 'rm -rf build' } }] };
+    return { text: done.at(-1)!.result!.isError ? 'The command was denied.' : 'Cleaned.' };
   }
   if (task.includes('flow:stop')) {
     if (calls === 0) return { text: 'Writing a large file.', toolCalls: [{ name: 'write_file', input: { path: 'big.txt', content: 'x\n'.repeat(100) } }] };
@@ -210,10 +214,34 @@ describe('renderer flows against a real host', () => {
     expect(problems).toEqual([]);
   });
 
-  // Until the sandboxed shell (issue 4) gives the agent terminal/create, command
-  // requests enter the real session's broker here, as the ACP handler will
-  // send them: policy, consent, UI and audit are all real; only the origin differs.
-  it('denies a command after reading it, and queues several requests one dialog at a time', async () => {
+  it('denies a command after reading it: full command line, working directory and sandbox profile', async () => {
+    await mkdir(join(workspace, 'build'), { recursive: true });
+    await writeFile(join(workspace, 'build', 'keep.txt'), 'still here\n');
+    const p = await openApp();
+    await startSession(p, 'flow:deny-command clean the build folder');
+    const d = dialog(p);
+    await d.waitFor();
+    await poll(() => d.getByRole('heading').first().textContent()).toMatch(/run a command/);
+    await poll(() => d.getByTestId('command').textContent()).toBe('rm -rf build');
+    const text = (await d.textContent())!;
+    expect(text).toContain(workspace); // working directory and writable path
+    expect(text).toMatch(/Network: off/);
+    expect(text).toMatch(/Hidden:/);
+    expect(text).toMatch(/command\s*Running a command needs your consent/);
+    await screenshot(p, '08-consent-command');
+    expect(await contrastFailures(p, 'dialog.consent')).toEqual([]);
+    await p.waitForTimeout(450); // the shortcut guard: keys typed before the dialog appeared do not answer it
+    await p.keyboard.press('d');
+    await d.waitFor({ state: 'detached' });
+    await poll(() => timelineEntry(p, /Run rm -rf build/).textContent()).toContain('asked → you denied it');
+    expect(await readFile(join(workspace, 'build', 'keep.txt'), 'utf8')).toBe('still here\n');
+    expect(problems).toEqual([]);
+  });
+
+  // The agent runs its tools one after another, so several pending questions
+  // are produced here by sending requests straight into the real session's
+  // broker, the way the ACP handlers do: policy, consent, UI and audit are real.
+  it('queues several requests one dialog at a time, in order', async () => {
     const p = await openApp();
     await startSession(p, 'flow:command clean up');
     await poll(() => p.locator('.pill').textContent()).toMatch(/Ready for a task/);
@@ -236,14 +264,9 @@ describe('renderer flows against a real host', () => {
     await poll(() => d.textContent()).toMatch(/Request 1 of 3 waiting · next: Run npm test/);
     expect(await p.locator('dialog').count()).toBe(1);
     await poll(() => d.getByTestId('command').textContent()).toBe('rm -rf build');
-    expect(await d.textContent()).toContain(workspace);
-    expect(await d.textContent()).toMatch(/Network: off/);
-    expect(await d.textContent()).toContain('~/.ssh');
-    expect(await d.textContent()).toMatch(/command\s*Running a command needs your consent/);
     expect(await d.textContent()).toMatch(/grants exactly: exec exactly `rm -rf build`/);
-    await screenshot(p, '08-consent-command');
-    expect(await contrastFailures(p, 'dialog.consent')).toEqual([]);
-    await p.waitForTimeout(450); // the shortcut guard: keys typed before the dialog appeared do not answer it
+    await screenshot(p, '08b-consent-queue');
+    await p.waitForTimeout(450);
     await p.keyboard.press('d');
     expect(await results[0]).toMatch(/^refused: denied by the user/);
     await poll(() => d.getByTestId('command').textContent()).toBe('npm test');
@@ -262,13 +285,18 @@ describe('renderer flows against a real host', () => {
   it('mirrors command output read-only in the terminal view', async () => {
     const p = await openApp();
     await startSession(p, 'flow:terminal run the tests');
+    const d = dialog(p);
+    await d.waitFor();
+    await poll(() => d.getByTestId('command').textContent()).toBe('echo hello from the sandbox && ls src');
+    await d.getByRole('button', { name: /Allow once/ }).click();
     await poll(() => p.locator('.pill').textContent()).toMatch(/Ready for a task/);
     await p.getByRole('tab', { name: 'Terminal' }).click();
     const rows = p.locator('.xterm-rows');
     await rows.waitFor();
-    // Until the sandboxed shell lands, the agent reports that commands are unavailable: that is the output mirrored.
-    await poll(() => rows.textContent()).toContain('$ npm test -- --run');
-    await poll(() => rows.textContent()).toMatch(/commands are unavailable/);
+    await poll(() => rows.textContent()).toContain('$ echo hello from the sandbox && ls src');
+    await poll(() => rows.textContent()).toContain('hello from the sandbox');
+    await poll(() => rows.textContent()).toContain('app.ts');
+    await poll(() => timelineEntry(p, /Run echo hello/).textContent()).toContain('asked → you allowed it once');
     await screenshot(p, '09-terminal');
     expect(problems).toEqual([]);
   });

@@ -11,7 +11,9 @@ describe('parseUnifiedDiff', () => {
     const d = parseUnifiedDiff(createTwoFilesPatch('a.ts', 'a.ts', 'one\ntwo\nthree\n', 'one\nTWO\nthree\nfour\n'));
     expect(d.added).toBe(2);
     expect(d.removed).toBe(1);
+    expect(d.files).toBe(1);
     expect(d.rows.map((r) => [r.kind, r.oldLine ?? null, r.newLine ?? null, r.text])).toEqual([
+      ['file', null, null, 'a.ts'],
       ['hunk', null, null, '@@ -1,3 +1,4 @@'],
       ['ctx', 1, 1, 'one'],
       ['del', 2, null, 'two'],
@@ -25,6 +27,15 @@ describe('parseUnifiedDiff', () => {
     expect(parseUnifiedDiff(createTwoFilesPatch('/dev/null', 'n.ts', '', 'a\nb\n')).rows.filter((r) => r.kind === 'add')).toHaveLength(2);
     const del = parseUnifiedDiff(createTwoFilesPatch('d.ts', '/dev/null', 'x\ny\nz\n', ''));
     expect([del.added, del.removed]).toEqual([0, 3]);
+  });
+
+  it('reads hunks by their counts: a removed "-- x" line is a line, and several files get a row each', () => {
+    const two = createTwoFilesPatch('a.sql', 'a.sql', '-- old comment\nselect 1;\n', 'select 1;\n') + createTwoFilesPatch('b.ts', 'b.ts', 'x\n', 'y\n');
+    const d = parseUnifiedDiff(two);
+    expect(d.files).toBe(2);
+    expect(d.rows.filter((r) => r.kind === 'file').map((r) => r.text)).toEqual(['a.sql', 'b.ts']);
+    expect(d.rows.filter((r) => r.kind === 'del').map((r) => r.text)).toEqual(['-- old comment', 'x']);
+    expect([d.added, d.removed]).toEqual([1, 2]);
   });
 
   it('keeps the "no newline at end of file" note and unknown lines instead of hiding them', () => {

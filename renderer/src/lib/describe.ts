@@ -39,6 +39,8 @@ export function decisionLabel(d: DecisionView): string {
       if (d.answer === 'session') return 'asked → you allowed it for this session';
       if (d.answer === 'once') return 'asked → you allowed it once';
       return d.answer === 'deny' ? 'asked → you denied it' : `asked → denied (${d.reason})`;
+    case 'preset':
+      return d.allowed ? 'asked → allowed by the preset answer' : 'asked → denied by the preset answer';
     case 'grant':
       return 'asked → covered by your session grant';
     case 'timeout':
