@@ -13,7 +13,8 @@ import { parseArgs } from 'node:util';
 import { CheckpointError, CheckpointStore } from '../host/checkpoints/checkpoint-store.ts';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { JsonlAuditWriter } from '../host/audit/jsonl-audit-writer.ts';
+import { SignedAuditLog } from '../host/audit/signed-audit-log.ts';
+import { KeyringKeyStore } from '../host/keychain/keyring-key-store.ts';
 import { Broker } from '../host/broker.ts';
 import { restoreThroughBroker } from '../host/checkpoints/brokered-restore.ts';
 import { FixedConsent, GrantStore } from '../host/consent.ts';
@@ -168,7 +169,7 @@ async function restore(store: CheckpointStore, id: string, paths: string[], flag
       return 1;
     }
   }
-  const audit = await JsonlAuditWriter.open(flags.auditDir);
+  const audit = await SignedAuditLog.open({ dir: flags.auditDir, keyStore: new KeyringKeyStore() });
   let result;
   try {
     const broker = new Broker({

@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FixedConsent } from '../host/consent.ts';
+import { NoteSigningKey } from '../host/keychain/note-key.ts';
+import { StaticKeyStore } from '../host/keychain/static-key-store.ts';
 import { startHeadlessHost } from '../host/headless-host.ts';
 import { createDemoScript, DEMO_LABEL, DEMO_MODEL, startScriptedModel } from '../host/scripted-model.ts';
 import type { Io } from './tether.ts';
@@ -38,6 +40,7 @@ export async function runDemo(args: string[], io: Io): Promise<number> {
       : `Not a terminal: "ask" decisions are answered "${values['on-ask'] === 'deny' ? 'deny' : 'allow once'}" automatically (--on-ask).\n\n`,
   );
   const model = await startScriptedModel({ script: createDemoScript() });
+  const key = NoteSigningKey.generate('tether-demo');
   try {
     const host = await startHeadlessHost({
       workspace,
@@ -48,8 +51,14 @@ export async function runDemo(args: string[], io: Io): Promise<number> {
       ...(values['audit-dir'] ? { auditDir: values['audit-dir'] } : { auditDir: join(workspace, '..', `${workspace.split('/').pop()}-audit`) }),
       dataDir: join(workspace, '..', `${workspace.split('/').pop()}-data`),
       apiKey: () => 'demo-key-not-secret',
+      // The demo must run anywhere, keychain or not: its audit log is signed with a throwaway key.
+      keyStore: new StaticKeyStore(key, 'a throwaway key made for this demo (not the OS keychain)'),
     });
-    return await runTask(host, 'Look around this project, leave a short NOTES.md, and check its configuration.', io);
+    const pubkey = `${host.auditDir}.pub`;
+    await writeFile(pubkey, `${key.verifierKey}\n`);
+    const code = await runTask(host, 'Look around this project, leave a short NOTES.md, and check its configuration.', io);
+    io.stdout(`\nThe audit log is signed (demo key). Check it: tether audit verify ${host.auditDir} --pubkey ${pubkey}\n`);
+    return code;
   } finally {
     await model.close();
   }

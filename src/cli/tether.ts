@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // `tether`: the headless host and its tools.
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { SessionNotification } from '@agentclientprotocol/sdk';
 import type { DecisionEvent, OutcomeEvent } from '../host/broker.ts';
@@ -15,6 +16,7 @@ Usage:
   tether demo [--workspace DIR]                  the same pipeline against a built-in scripted model
   tether policy test|explain|validate …          test and explain Cedar policy (tether policy --help)
   tether checkpoints list|diff|restore|usage …   undo the agent's changes (tether checkpoints --help)
+  tether audit verify|prove|export|pubkey …      check and export the signed audit log (tether audit --help)
   tether --help                                  this text
 
 run options:
@@ -61,6 +63,22 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./demo-command.ts')).runDemo(rest, io);
     case 'policy':
       return (await import('./policy-command.ts')).runPolicyCommand(rest, io);
+    case 'audit': {
+      const { runAuditCommand } = await import('./audit-command.ts');
+      const { defaultDataDir } = await import('../host/data-dir.ts');
+      const { CedarPolicyEngine } = await import('../host/policy/cedar-policy-engine.ts');
+      const { readFile } = await import('node:fs/promises');
+      return runAuditCommand(rest, {
+        stdout: process.stdout,
+        stderr: process.stderr,
+        auditDir: join(defaultDataDir(), 'audit'),
+        // The built-in policy goes into evidence bundles unless --policy names others.
+        policiesInForce: async () => {
+          const engine = await CedarPolicyEngine.load();
+          return Promise.all(engine.files.map(async (f) => ({ name: f.file, text: await readFile(f.file, 'utf8') })));
+        },
+      });
+    }
     case 'checkpoints':
       return (await import('./checkpoints-command.ts')).runCheckpointsCommand(rest, { stdout: process.stdout, stderr: process.stderr });
     default:

@@ -7,7 +7,9 @@ import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import type { AgentStarter } from './agent-starter.ts';
 import type { AuditWriter } from './audit/audit-writer.ts';
-import { JsonlAuditWriter } from './audit/jsonl-audit-writer.ts';
+import { SignedAuditLog } from './audit/signed-audit-log.ts';
+import type { KeyStore } from './keychain/key-store.ts';
+import { KeyringKeyStore } from './keychain/keyring-key-store.ts';
 import type { ConsentPort } from './consent.ts';
 import { defaultDataDir } from './data-dir.ts';
 import { EgressGateway } from './egress/gateway.ts';
@@ -44,6 +46,10 @@ export interface HeadlessOptions {
   readonly consentTimeoutMs?: number;
   readonly maxTurns?: number;
   readonly starter?: AgentStarter;
+  /** Where the audit signing key lives. Default: the OS keychain. */
+  readonly keyStore?: KeyStore;
+  /** Managed setting: run with an unsigned audit log when no key is available (every record says so). */
+  readonly allowUnsignedAudit?: boolean;
   /** The model API key, read by the host only; the agent never sees it. */
   readonly apiKey?: () => string | undefined;
 }
@@ -68,7 +74,12 @@ export async function startHeadlessHost(opts: HeadlessOptions): Promise<Headless
     modelProviders: [upstreamBaseUrl],
   });
   const dataDir = resolve(opts.dataDir ?? defaultDataDir());
-  const audit = await JsonlAuditWriter.open(auditDir);
+  const audit = await SignedAuditLog.open({
+    dir: auditDir,
+    keyStore: opts.keyStore ?? new KeyringKeyStore(),
+    ...(opts.allowUnsignedAudit ? { allowUnsigned: true } : {}),
+    onWarning: (m) => console.error(`tether: audit: ${m}`),
+  });
   const checkpoints = opts.checkpoints === false ? undefined : await CheckpointStore.open({ workspace: opts.workspace, dataDir });
   const sandbox = opts.commands === false ? undefined : await BubblewrapSandbox.create({ protectedPaths: [auditDir, dataDir, ...policy.files.map((f) => f.file)] });
   const gateway = await EgressGateway.start(opts.apiKey ? { getApiKey: opts.apiKey } : {});

@@ -2,12 +2,22 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import pty from 'node-pty';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCheckpointsCommand } from '../../src/cli/checkpoints-command.ts';
+import { readAuditRecords } from '../../src/host/audit/read-records.ts';
 import { CheckpointStore } from '../../src/host/checkpoints/checkpoint-store.ts';
 import { cause, tempDir } from '../host/checkpoints/helpers.ts';
+import { startSecretService, type SecretService } from '../host/keychain/secret-service.ts';
 
 const fixture = join(import.meta.dirname, 'fixtures', 'checkpoints-cli.ts');
+
+// Restores are audited with the signing key from the OS keychain: a real, private gnome-keyring.
+let secrets: SecretService;
+beforeAll(async () => {
+  secrets = await startSecretService();
+  process.env['DBUS_SESSION_BUS_ADDRESS'] = secrets.address;
+});
+afterAll(() => secrets?.stop());
 
 async function run(args: string[], stdin?: PassThrough) {
   let stdout = '';
@@ -83,14 +93,19 @@ describe('tether checkpoints', () => {
     expect(await readFile(join(ws, 'a.txt'), 'utf8')).toBe('two\n');
   });
 
-  it('restores with --yes and prints how to undo it', async () => {
-    const { ws, base } = await workspace();
+  it('restores with --yes, audits it in the signed log, and prints how to undo it', async () => {
+    const { ws, data, base } = await workspace();
     const r = await run(['restore', '1', '--yes', ...base]);
     expect(r.code).toBe(0);
     expect(await readFile(join(ws, 'a.txt'), 'utf8')).toBe('one\n');
     const undo = /To undo: tether checkpoints restore ([0-9a-f]{12})/.exec(r.stdout)![1]!;
     expect((await run(['restore', undo, '--yes', ...base])).code).toBe(0);
     expect(await readFile(join(ws, 'b.txt'), 'utf8')).toBe('bee\n');
+    const decisions = await readAuditRecords(join(data, 'audit'), (rec) => rec.type === 'decision');
+    expect(decisions.map((d) => [d.request!.method, d.decision!.allowed, d.decision!.decidedBy])).toEqual([
+      ['tether/restore', true, 'preset'],
+      ['tether/restore', true, 'preset'],
+    ]);
   });
 
   it('asks y/N on a terminal and restores only on yes', async () => {

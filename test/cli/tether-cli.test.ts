@@ -1,10 +1,11 @@
 // The `tether` CLI as a user runs it: a real process, real exit codes.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { readAuditRecords } from '../../src/host/audit/read-records.ts';
 
 const cli = join(import.meta.dirname, '../../src/cli/tether.ts');
 
@@ -52,7 +53,10 @@ describe('tether CLI', () => {
     expect(r.stdout).toMatch(/allowed \(policy\) read .*README\.md \[workspace-read\]/);
     expect(r.stdout).toMatch(/allowed \(preset\) write .*NOTES\.md \[workspace-write\]/);
     expect(r.stdout).toMatch(/denied \(policy\) read .*\.env \[secret-env-files\]/);
-    const records = (await readFile(join(audit, 'audit.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { type: string; decision?: { decidedBy: string } });
+    const records = await readAuditRecords(audit);
+    const verify = await tether(['audit', 'verify', audit, '--pubkey', `${audit}.pub`]);
+    expect(verify.stderr).toBe('');
+    expect(verify.code).toBe(0);
     expect(records.filter((x) => x.type === 'decision').map((x) => x.decision!.decidedBy)).toEqual(expect.arrayContaining(['policy', 'preset']));
   });
 });

@@ -3,13 +3,15 @@
 // against the scripted model server on loopback. The only stand-in is the
 // user: `ScriptedUser` answers consent questions the way a test says.
 
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AuditRecord } from '../../src/common/audit-record.ts';
 import type { ConsentQuestion } from '../../src/common/consent.ts';
 import type { ConsentAnswer } from '../../src/common/decision.ts';
-import { AUDIT_FILE } from '../../src/host/audit/jsonl-audit-writer.ts';
+import { readAuditRecords } from '../../src/host/audit/read-records.ts';
+import { NoteSigningKey } from '../../src/host/keychain/note-key.ts';
+import { StaticKeyStore } from '../../src/host/keychain/static-key-store.ts';
 import type { ConsentPort } from '../../src/host/consent.ts';
 import { startHeadlessHost, type HeadlessHost } from '../../src/host/headless-host.ts';
 import { startScriptedModel, type ModelScript, type ScriptedModelServer } from '../../src/host/scripted-model.ts';
@@ -58,6 +60,8 @@ export async function startTestHost(opts: {
     auditDir,
     dataDir: await mkdtemp(join(tmpdir(), 'tether-data-')),
     apiKey: () => 'test-upstream-key',
+    // The OS keychain has its own tests against a real gnome-keyring (test/host/keychain).
+    keyStore: new StaticKeyStore(NoteSigningKey.generate('tether-test'), 'a key made for this test'),
     ...(opts.policyFiles ? { policyFiles: opts.policyFiles } : {}),
     ...(opts.consentTimeoutMs ? { consentTimeoutMs: opts.consentTimeoutMs } : {}),
   });
@@ -66,10 +70,7 @@ export async function startTestHost(opts: {
     model,
     workspace,
     user,
-    async audit() {
-      const text = await readFile(join(auditDir, AUDIT_FILE), 'utf8');
-      return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditRecord);
-    },
+    audit: () => readAuditRecords(auditDir),
     async close() {
       await host.close();
       await model.close();

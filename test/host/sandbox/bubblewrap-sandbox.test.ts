@@ -142,7 +142,9 @@ describe('bubblewrap sandbox: process and environment', () => {
     const r = await runIn(sb, s, 'yes tether', { profile });
     expect(r.exit).toMatchObject({ reason: 'output-limit', signal: 'SIGKILL' });
     expect(r.exit.outputBytes).toBeGreaterThan(200_000);
-    expect(r.exit.outputBytes).toBeLessThan(5_000_000);
+    // How far past the limit `yes` gets before the kill lands depends on machine load; it must
+    // still be stopped, not run on (unbounded, this would be gigabytes within the test timeout).
+    expect(r.exit.outputBytes).toBeLessThan(64_000_000);
   });
 
   it('leaves no cgroup behind after commands end', async () => {

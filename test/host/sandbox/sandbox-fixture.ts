@@ -5,6 +5,7 @@
 // it, and a fake home holding canary credentials.
 
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { BubblewrapSandbox, type BubblewrapSandboxOptions } from '../../../src/host/sandbox/bubblewrap-sandbox.ts';
 import type { RunOptions, SandboxExit, SandboxProfile } from '../../../src/host/sandbox/sandbox.ts';
@@ -23,8 +24,15 @@ export interface Scratch {
   cleanup(): void;
 }
 
+/** Where scratch trees go: never under /tmp or /var/tmp (private inside the sandbox), even when the checkout is. */
+function scratchRoot(): string {
+  if (process.env['TETHER_TEST_SCRATCH']) return process.env['TETHER_TEST_SCRATCH'];
+  const underPrivateTmp = (p: string) => /^\/(var\/)?tmp(\/|$)/.test(p);
+  return underPrivateTmp(REPO) ? join(homedir(), '.cache', 'tether-sandbox-tests') : join(REPO, '.cache');
+}
+
 export function makeScratch(): Scratch {
-  const cache = join(REPO, '.cache');
+  const cache = scratchRoot();
   mkdirSync(cache, { recursive: true });
   const base = mkdtempSync(join(cache, 'sandbox-test-'));
   const workspace = join(base, 'workspace');
