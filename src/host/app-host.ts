@@ -10,8 +10,10 @@ import { join } from 'node:path';
 import type { ProviderOption } from '../common/ipc-contract.ts';
 import type { AgentStarter } from './agent-starter.ts';
 import { AppService, JsonFileSettings, type HostSession, type RestartPolicy, type SessionRequest } from './app-service.ts';
-import { JsonlAuditView } from './audit-view.ts';
-import { JsonlAuditWriter } from './audit/jsonl-audit-writer.ts';
+import { SignedAuditView } from './audit-view.ts';
+import { SignedAuditLog } from './audit/signed-audit-log.ts';
+import type { KeyStore } from './keychain/key-store.ts';
+import { KeyringKeyStore } from './keychain/keyring-key-store.ts';
 import { EgressGateway, envApiKey, type ApiKeySource, type ModelProvider } from './egress/gateway.ts';
 import { CheckpointStore } from './checkpoints/checkpoint-store.ts';
 import { CedarPolicyEngine } from './policy/cedar-policy-engine.ts';
@@ -50,6 +52,10 @@ export interface AppHostOptions {
   readonly checkpoints?: boolean;
   /** Domains commands may reach through the sandbox's proxy when policy allows them. */
   readonly networkDomains?: readonly string[];
+  /** Where the audit signing key lives. Default: the OS keychain. */
+  readonly keyStore?: KeyStore;
+  /** Managed setting: run with an unsigned audit log when no key is available (every record says so). */
+  readonly allowUnsignedAudit?: boolean;
 }
 
 export interface AppHost {
@@ -83,7 +89,18 @@ export async function startAppHost(opts: AppHostOptions): Promise<AppHost> {
     await scripted.close();
     throw e;
   }
-  const audit = await JsonlAuditWriter.open(auditDir);
+  let audit: SignedAuditLog;
+  try {
+    audit = await SignedAuditLog.open({
+      dir: auditDir,
+      keyStore: opts.keyStore ?? new KeyringKeyStore(),
+      ...(opts.allowUnsignedAudit ? { allowUnsigned: true } : {}),
+      onWarning: (m) => console.error(`tether: audit: ${m}`),
+    });
+  } catch (e) {
+    await scripted.close();
+    throw e;
+  }
   const sandbox = opts.commands === false ? undefined : await BubblewrapSandbox.create({ protectedPaths: [auditDir, opts.dataDir, ...policy.files.map((f) => f.file)] });
   const getApiKey = opts.getApiKey ?? envApiKey;
   const gateway = await EgressGateway.start({ getApiKey });
@@ -163,7 +180,7 @@ export async function startAppHost(opts: AppHostOptions): Promise<AppHost> {
     providers,
     policy: async () => policy,
     audit,
-    auditView: new JsonlAuditView(auditDir),
+    auditView: new SignedAuditView(auditDir, { verifierKey: () => audit.status.verifierKey, log: audit, allowUnsigned: opts.allowUnsignedAudit ?? false }),
     settings: new JsonFileSettings(join(opts.dataDir, 'settings.json')),
     ...(opts.openExternal ? { openExternal: opts.openExternal } : {}),
     ...(opts.consentTimeoutMs !== undefined ? { consentTimeoutMs: opts.consentTimeoutMs } : {}),

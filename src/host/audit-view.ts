@@ -1,16 +1,16 @@
-// Reads the audit log for the UI's audit view and checks its hash chain.
+// The audit log as the UI's audit view sees it: the newest records, and
+// whether the whole log verifies (hash chain, Merkle tree, checkpoint
+// signatures) with the key this install signs with. Reading and verifying are
+// the signed log's own reader and verifier; this only shapes their answers.
 //
-// This checks what the first log format offers: every line parses, sequence
-// numbers run without gaps, and each record names the SHA-256 of the line
-// before it. It does not check signatures or Merkle checkpoints, and it cannot
-// detect a truncated tail without a trusted checkpoint — that is the signed
-// audit log's verifier, which replaces this behind the same interface.
+// Not here: trusting a key from elsewhere. The view checks against the key in
+// this machine's keychain, so it shows tampering with the files, not a
+// stolen key; `tether audit verify --pubkey` with a key held elsewhere does that.
 
-import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { AuditRecord } from '../common/audit-record.ts';
 import type { AuditVerification } from '../common/ipc-contract.ts';
+import { readAuditRecords } from './audit/read-records.ts';
+import { verifyAuditDir } from './audit/audit-verifier.ts';
 
 export interface AuditView {
   /** The newest records (up to `limit`), oldest first. */
@@ -18,63 +18,68 @@ export interface AuditView {
   verify(): Promise<AuditVerification>;
 }
 
-const AUDIT_FILE = 'audit.jsonl';
+export interface SignedAuditViewOptions {
+  /** The key this install signs checkpoints with ("name+id+base64"), if any. */
+  readonly verifierKey: () => string | undefined;
+  /**
+   * The live log: before verifying, records written since its last checkpoint
+   * are sealed with a new one, so "verifies" covers everything the view shows.
+   */
+  readonly log?: { readonly status: { readonly treeSize: number }; checkpoint(): Promise<{ readonly size: number; readonly lastSeq: number }> };
+  readonly allowUnsigned?: boolean;
+}
 
-export class JsonlAuditView implements AuditView {
-  private readonly file: string;
-  constructor(dir: string) {
-    this.file = join(dir, AUDIT_FILE);
-  }
+export class SignedAuditView implements AuditView {
+  private readonly dir: string;
+  private readonly opts: SignedAuditViewOptions;
+  private checkpointedSize = -1;
+  /** Global seq of the last record the newest checkpoint covers. */
+  private checkpointedSeq = -1;
 
-  private async lines(): Promise<string[]> {
-    let text: string;
-    try {
-      text = await readFile(this.file, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw e;
-    }
-    return text.split('\n').filter((l) => l !== '');
+  constructor(dir: string, opts: SignedAuditViewOptions) {
+    this.dir = dir;
+    this.opts = opts;
   }
 
   async read(limit: number): Promise<AuditRecord[]> {
-    const out: AuditRecord[] = [];
-    for (const line of (await this.lines()).slice(-limit)) {
-      try {
-        out.push(JSON.parse(line) as AuditRecord);
-      } catch {
-        // verify() reports it; the view shows what parses
-      }
-    }
-    return out;
+    return (await readAuditRecords(this.dir)).slice(-limit);
   }
 
   async verify(): Promise<AuditVerification> {
-    let lines: string[];
+    const key = this.opts.verifierKey();
+    const log = this.opts.log;
+    let report;
     try {
-      lines = await this.lines();
+      // A live log grows while it is verified: records that land after the
+      // checkpoint written here are not yet vouched for, which is not tampering.
+      for (let attempt = 0; ; attempt++) {
+        if (log && log.status.treeSize !== this.checkpointedSize) {
+          const cp = await log.checkpoint();
+          this.checkpointedSize = cp.size;
+          this.checkpointedSeq = cp.lastSeq;
+        }
+        report = await verifyAuditDir(this.dir, { trustedKeys: key ? [key] : [], allowUnsigned: this.opts.allowUnsigned ?? false });
+        if (report.ok || !log || attempt >= 2 || log.status.treeSize === this.checkpointedSize) break;
+      }
     } catch (e) {
       return { ok: false, records: 0, message: `the audit log cannot be read: ${(e as Error).message}` };
     }
-    let prev = '';
-    let expected: number | undefined;
-    for (let i = 0; i < lines.length; i++) {
-      const line = lines[i]!;
-      let rec: AuditRecord;
-      try {
-        rec = JSON.parse(line) as AuditRecord;
-      } catch {
-        return { ok: false, records: i, message: `line ${i + 1} is not valid JSON: the log was modified or damaged`, ...(expected !== undefined ? { badSeq: expected } : {}) };
-      }
-      if (expected !== undefined && rec.seq !== expected) {
-        return { ok: false, records: i, badSeq: Math.max(0, rec.seq), message: `record ${rec.seq} follows ${expected - 1}: records were deleted, inserted or reordered` };
-      }
-      if (rec.prev !== prev) {
-        return { ok: false, records: i, badSeq: Math.max(0, rec.seq), message: `record ${rec.seq} does not name the hash of the record before it: the log was modified` };
-      }
-      prev = createHash('sha256').update(line).digest('hex');
-      expected = rec.seq + 1;
+    const unvouched = report.problem?.seq;
+    if (!report.ok && log && unvouched !== undefined && this.checkpointedSeq >= 0 && unvouched > this.checkpointedSeq && report.records > 0) {
+      return { ok: true, records: report.records, message: `${report.records} records verified through record ${this.checkpointedSeq}; newer records are still being written and will be covered by the next checkpoint` };
     }
-    return { ok: true, records: lines.length, message: lines.length === 0 ? 'the log is empty' : `hash chain intact over ${lines.length} records (signatures are not checked by this view)` };
+    if (!report.ok) {
+      const p = report.problem;
+      const where = p ? [p.file, p.line !== undefined ? `line ${p.line}` : ''].filter(Boolean).join(' ') : '';
+      return {
+        ok: false,
+        records: report.records,
+        message: `${where ? `${where}: ` : ''}${p?.reason ?? 'the log does not verify'}`,
+        ...(p?.seq !== undefined ? { badSeq: p.seq } : {}),
+      };
+    }
+    const signed = report.keysUsed.length > 0 ? `${report.checkpoints} signed checkpoint${report.checkpoints === 1 ? '' : 's'} verified` : 'unsigned (integrity only)';
+    const warning = report.warnings[0] ? `; note: ${report.warnings[0]}` : '';
+    return { ok: true, records: report.records, message: `${report.records} records, hash chain and Merkle tree intact, ${signed}${warning}` };
   }
 }

@@ -16,6 +16,8 @@ import { join } from 'node:path';
 import type { AnyMessage } from '@agentclientprotocol/sdk';
 import { ForkAgentStarter, type AgentProcess, type AgentStarter, type AgentStartOptions } from '../../src/host/agent-starter.ts';
 import { startDevHost } from '../../src/host/dev-bridge/dev-host.ts';
+import { NoteSigningKey } from '../../src/host/keychain/note-key.ts';
+import { StaticKeyStore } from '../../src/host/keychain/static-key-store.ts';
 import { toolHistory, type ModelScript } from '../../src/host/scripted-model.ts';
 import { buildRenderer, launchChromium } from '../renderer/support/browser.ts';
 
@@ -76,7 +78,9 @@ export default async function consentLatency(): Promise<void> {
   };
   const staticRoot = await buildRenderer(join(tmp, 'renderer'));
   const size = await bundleSize(staticRoot);
-  const dev = await startDevHost({ workspace, dataDir: join(tmp, 'data'), staticRoot, demoScript: script, starter: () => starter, consentTimeoutMs: 60_000, maxTurns: N + 5 });
+  const dev = await startDevHost({ workspace, dataDir: join(tmp, 'data'), staticRoot, demoScript: script, starter: () => starter, consentTimeoutMs: 60_000, maxTurns: N + 5,
+    keyStore: new StaticKeyStore(NoteSigningKey.generate('tether-bench'), 'a key made for this benchmark'),
+  });
   // When the host hands each question to the UI transport: splits the latency into host and UI parts.
   const asked = new Map<string, number>();
   dev.host.service.onDidEmit((e) => {

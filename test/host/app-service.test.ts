@@ -1,7 +1,7 @@
 // The host side of the renderer contract against a real host: Cedar default
 // policy, JSONL audit log, egress gateway, a forked agent process and the
 // scripted model. No browser here; test/renderer/flows.test.ts adds that.
-import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -9,7 +9,11 @@ import type { EventName } from '../../src/common/ipc-contract.ts';
 import { ForkAgentStarter, type AgentProcess, type AgentStartOptions } from '../../src/host/agent-starter.ts';
 import { startAppHost, type AppHost, type AppHostOptions } from '../../src/host/app-host.ts';
 import { RestartBackoff } from '../../src/host/app-service.ts';
-import { JsonlAuditView } from '../../src/host/audit-view.ts';
+import { SignedAuditView } from '../../src/host/audit-view.ts';
+import { readAuditRecords } from '../../src/host/audit/read-records.ts';
+import { SignedAuditLog } from '../../src/host/audit/signed-audit-log.ts';
+import { NoteSigningKey } from '../../src/host/keychain/note-key.ts';
+import { StaticKeyStore } from '../../src/host/keychain/static-key-store.ts';
 import { toolHistory, type ModelScript } from '../../src/host/scripted-model.ts';
 
 let tmp: string;
@@ -30,6 +34,8 @@ afterAll(() => rm(tmp, { recursive: true, force: true }));
 /** Writes one file per turn step, forever (tests stop it). */
 const writer: ModelScript = (conv) => ({ toolCalls: [{ name: 'write_file', input: { path: `out-${toolHistory(conv).length}.txt`, content: 'x\n' } }] });
 
+const testKeys = new StaticKeyStore(NoteSigningKey.generate('tether-test'), 'a key made for this test');
+
 class KillableStarter extends ForkAgentStarter {
   readonly started: AgentProcess[] = [];
   override async start(opts?: AgentStartOptions): Promise<AgentProcess> {
@@ -48,6 +54,8 @@ async function host(over: Partial<AppHostOptions> = {}, dataDir?: string) {
     demoScript: writer,
     consentTimeoutMs: 30_000,
     restart: { initialDelayMs: 50, maxDelayMs: 200, maxAttempts: 2, windowMs: 60_000 },
+    // The OS keychain has its own tests against a real gnome-keyring (test/host/keychain).
+    keyStore: testKeys,
     ...over,
   });
   hosts.push(h);
@@ -98,7 +106,7 @@ describe('AppService with a real host', () => {
     expect(d.acknowledged).toBe(false);
     await expect(s.acknowledgeDisclosure({ fingerprint: 'stale' })).rejects.toThrow(/policy changed/);
     const { seq } = await s.acknowledgeDisclosure({ fingerprint: d.fingerprint });
-    const line = (await readFile(join(h.auditDir, 'audit.jsonl'), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { seq: number; type: string; detail: { fingerprint: string } }).find((r) => r.seq === seq);
+    const line = (await readAuditRecords(h.auditDir)).find((r) => r.seq === seq);
     expect(line).toMatchObject({ type: 'consent.disclosure', detail: { fingerprint: d.fingerprint } });
     await h.close();
     hosts.splice(hosts.indexOf(h), 1);
@@ -118,7 +126,7 @@ describe('AppService with a real host', () => {
     expect(entry).toMatchObject({ decision: { allowed: true, answer: 'once', policyIds: ['workspace-write'], rules: [{ id: 'workspace-write' }] } });
     await vi.waitFor(async () => expect(await readFile(join(workspace, 'out-0.txt'), 'utf8')).toBe('x\n'));
     const audit = await s.readAudit({});
-    expect(audit.verification.ok).toBe(true);
+    expect(audit.verification).toMatchObject({ ok: true });
     expect(audit.records.some((r) => r.type === 'decision' && r.request?.path?.endsWith('out-0.txt') && r.decision?.answer === 'once')).toBe(true);
   });
 
@@ -209,38 +217,44 @@ describe('RestartBackoff', () => {
   });
 });
 
-describe('JsonlAuditView', () => {
-  async function log(lines: number) {
+describe('SignedAuditView', () => {
+  async function log(records: number) {
     const dir = await mkdtemp(join(tmp, 'audit-'));
-    const { JsonlAuditWriter } = await import('../../src/host/audit/jsonl-audit-writer.ts');
-    const w = await JsonlAuditWriter.open(dir);
-    for (let i = 0; i < lines; i++) await w.append({ type: 'session.start', session: `s${i}` });
-    await w.close();
-    return { dir, file: join(dir, 'audit.jsonl') };
+    const w = await SignedAuditLog.open({ dir, keyStore: testKeys });
+    for (let i = 0; i < records; i++) await w.append({ type: 'session.start', session: `s${i}` });
+    await w.close(); // writes a signed checkpoint
+    const segment = (await readdir(dir)).find((f) => f.endsWith('.jsonl') && !f.startsWith('checkpoints'))!;
+    return { dir, segment: join(dir, segment) };
   }
+  const key = async () => testKeys.existingVerifierKey();
 
-  it('verifies an intact chain', async () => {
+  it('verifies an intact log against this install\'s key and reads the newest records', async () => {
     const { dir } = await log(5);
-    expect(await new JsonlAuditView(dir).verify()).toMatchObject({ ok: true, records: 5 });
+    const k = await key();
+    const view = new SignedAuditView(dir, { verifierKey: () => k });
+    const v = await view.verify();
+    expect(v).toMatchObject({ ok: true });
+    expect(v.message).toMatch(/signed checkpoints? verified/);
+    expect((await view.read(2)).map((r) => r.session)).toEqual(['s3', 's4']);
   });
 
-  it.each<[string, (lines: string[]) => string[], RegExp]>([
-    ['a modified record', (l) => l.map((x, i) => (i === 2 ? x.replace('"s2"', '"s9"') : x)), /record 3 does not name the hash/],
-    ['a deleted record', (l) => l.filter((_, i) => i !== 2), /record 3 follows 1/],
-    ['swapped records', (l) => [l[0]!, l[2]!, l[1]!, ...l.slice(3)], /record 2 follows 0/],
-    ['a broken line', (l) => l.map((x, i) => (i === 1 ? x.slice(0, 10) : x)), /line 2 is not valid JSON/],
-  ])('detects %s', async (_what, tamper, message) => {
-    const { dir, file } = await log(5);
-    const lines = (await readFile(file, 'utf8')).split('\n').filter(Boolean);
-    await writeFile(file, tamper(lines).join('\n') + '\n');
-    const v = await new JsonlAuditView(dir).verify();
+  it.each<[string, (lines: string[]) => string[]]>([
+    ['a modified record', (l) => l.map((x, i) => (i === 3 ? x.replace('"s2"', '"s9"') : x))],
+    ['a deleted record', (l) => l.filter((_, i) => i !== 3)],
+    ['swapped records', (l) => [l[0]!, l[1]!, l[3]!, l[2]!, ...l.slice(4)]],
+  ])('reports %s', async (_what, tamper) => {
+    const { dir, segment } = await log(5);
+    const lines = (await readFile(segment, 'utf8')).split('\n').filter(Boolean);
+    await writeFile(segment, tamper(lines).join('\n') + '\n');
+    const k = await key();
+    const v = await new SignedAuditView(dir, { verifierKey: () => k }).verify();
     expect(v.ok).toBe(false);
-    expect(v.message).toMatch(message);
+    expect(v.message.length).toBeGreaterThan(10);
   });
 
-  it('reads the newest records', async () => {
-    const { dir, file } = await log(3);
-    await appendFile(file, '');
-    expect((await new JsonlAuditView(dir).read(2)).map((r) => r.session)).toEqual(['s1', 's2']);
+  it('does not verify against another key', async () => {
+    const { dir } = await log(3);
+    const other = NoteSigningKey.generate('someone-else').verifierKey;
+    expect((await new SignedAuditView(dir, { verifierKey: () => other }).verify()).ok).toBe(false);
   });
 });

@@ -10,7 +10,10 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CapabilityRequest } from '../../src/common/capability.ts';
 import { newTrace } from '../../src/common/trace.ts';
+import { readAuditRecords } from '../../src/host/audit/read-records.ts';
 import { startDevHost, type DevHost } from '../../src/host/dev-bridge/dev-host.ts';
+import { NoteSigningKey } from '../../src/host/keychain/note-key.ts';
+import { StaticKeyStore } from '../../src/host/keychain/static-key-store.ts';
 import { toolHistory, type ModelScript, type ScriptedConversation } from '../../src/host/scripted-model.ts';
 import { buildRenderer, contrastFailures, launchChromium, screenshot, unlabelledControls, watchProblems } from './support/browser.ts';
 
@@ -75,7 +78,11 @@ beforeAll(async () => {
   await writeFile(join(workspace, 'src', 'app.ts'), APP_TS);
   await writeFile(join(workspace, '.env'), 'API_TOKEN=never-shown\n');
   const staticRoot = await buildRenderer(join(tmp, 'renderer'));
-  dev = await startDevHost({ workspace, dataDir: join(tmp, 'data'), staticRoot, demoScript: script, consentTimeoutMs: 120_000 });
+  dev = await startDevHost({
+    workspace, dataDir: join(tmp, 'data'), staticRoot, demoScript: script, consentTimeoutMs: 120_000,
+    // The OS keychain has its own tests against a real gnome-keyring (test/host/keychain).
+    keyStore: new StaticKeyStore(NoteSigningKey.generate('tether-test'), 'a key made for this test'),
+  });
   context = await launchChromium(join(tmp, 'chromium-profile'));
 }, 120_000);
 
@@ -127,8 +134,7 @@ describe('renderer flows against a real host', () => {
     expect(await contrastFailures(p, 'dialog')).toEqual([]);
     await p.getByRole('button', { name: 'I understand' }).click();
     await disclosure.waitFor({ state: 'detached' });
-    const audit = await readFile(join(dev.host.auditDir, 'audit.jsonl'), 'utf8');
-    const ack = audit.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; detail?: { acknowledged?: boolean } }).find((r) => r.type === 'consent.disclosure');
+    const ack = (await readAuditRecords(dev.host.auditDir)).find((r) => r.type === 'consent.disclosure') as { detail?: { acknowledged?: boolean } } | undefined;
     expect(ack?.detail?.acknowledged).toBe(true);
     // A reload does not ask again for the same policy.
     await p.reload();

@@ -9,6 +9,8 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createServer, type Plugin } from 'vite';
 import { tokenMatches, injectBridgeMeta } from './bridge-server.ts';
+import { NoteSigningKey } from '../keychain/note-key.ts';
+import { StaticKeyStore } from '../keychain/static-key-store.ts';
 import { startDevHost } from './dev-host.ts';
 
 const root = join(import.meta.dirname, '..', '..', '..');
@@ -28,7 +30,9 @@ const dataDir = values['data-dir'] ? resolve(values['data-dir']) : await mkdtemp
 const vitePort = Number(values.port);
 const viteOrigin = `http://127.0.0.1:${vitePort}`;
 
-const dev = await startDevHost({ workspace, dataDir, allowedOrigins: [viteOrigin, `http://localhost:${vitePort}`] });
+// A throwaway signing key for this dev run, kept in memory: dev:web never touches your keychain.
+const keyStore = new StaticKeyStore(NoteSigningKey.generate('tether-dev-web'), 'a key made for this dev:web run (not the OS keychain)');
+const dev = await startDevHost({ workspace, dataDir, keyStore, allowedOrigins: [viteOrigin, `http://localhost:${vitePort}`] });
 const { token, wsUrl } = dev.bridge;
 
 /** Serves index.html only with the token, and writes the bridge address into it. */
