@@ -1,10 +1,17 @@
 // Broker overhead (issue: the brokered agent): 5,000 reads of 4 KB files, 500
 // writes and 50 lists sent from a real agent process over ACP through schema
 // validation, the workspace jail, Cedar and a durable (fsync'd) audit log,
-// compared with the same operations done directly in one process.
+// compared with the same operations done directly in one process. Also: CPU
+// per operation on each side (robust to a loaded machine, unlike latency) and
+// Cedar decisions/s over this run's own requests.
+//
+// BENCH_AUDIT_DIR=/dev/shm puts the audit log on tmpfs (the floor without
+// fsync cost); BENCH_AGENT_EXECARGV="--cpu-prof --cpu-prof-dir=DIR" profiles
+// the agent process (run the host with `node --cpu-prof` as well).
 import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { CapabilityRequest } from '../../src/common/capability.ts';
 import { ForkAgentStarter } from '../../src/host/agent-starter.ts';
 import { JsonlAuditWriter } from '../../src/host/audit/jsonl-audit-writer.ts';
 import { FixedConsent } from '../../src/host/consent.ts';
@@ -43,14 +50,20 @@ export default async function bench(): Promise<void> {
     audit,
     consent: new FixedConsent('deny'),
     model: { provider: 'anthropic', model: 'none', baseUrl: 'http://127.0.0.1:9', token: 'x' },
-    starter: new ForkAgentStarter(join(import.meta.dirname, 'fixtures/replay-agent.ts')),
+    // BENCH_AGENT_EXECARGV (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the agent side too.
+    starter: new ForkAgentStarter(join(import.meta.dirname, 'fixtures/replay-agent.ts'), process.env['BENCH_AGENT_EXECARGV']?.split(' ').filter(Boolean) ?? []),
   });
+  const decided: CapabilityRequest[] = [];
+  session.broker.onDidDecide((e) => decided.push(e.request));
+  const cpu0 = process.cpuUsage();
   const started = performance.now();
-  const res = (await (session as unknown as { connection: { agent: { request: (m: string, p: unknown) => Promise<{ _meta: { lat: Record<string, number[]>; totalMs: number } }> } } }).connection.agent.request('session/prompt', {
+  const res = (await (session as unknown as { connection: { agent: { request: (m: string, p: unknown) => Promise<{ _meta: { lat: Record<string, number[]>; totalMs: number; cpuMs: number } }> } } }).connection.agent.request('session/prompt', {
     sessionId: session.id,
     prompt: [{ type: 'text', text: JSON.stringify(ops) }],
   }));
   const wall = performance.now() - started;
+  const hostCpu = process.cpuUsage(cpu0);
+  if (process.env['BENCH_AGENT_EXECARGV']) await new Promise((r) => setTimeout(r, 3000)); // let a profiled agent exit and write its profile
   await session.close();
   await audit.close();
 
@@ -67,7 +80,7 @@ export default async function bench(): Promise<void> {
   }
   const directTotal = performance.now() - d0;
 
-  const { lat, totalMs } = res._meta;
+  const { lat, totalMs, cpuMs } = res._meta;
   const all = [...lat['read']!, ...lat['write']!, ...lat['list']!];
   console.log(`ops: ${READS} reads (4 KB), ${WRITES} writes (4 KB), ${LISTS} lists; agent process → ACP → validate → jail → Cedar → fsync'd audit → effect → audit → back`);
   console.log('kind    brokered p50 / p99          direct p50 / p99');
@@ -76,5 +89,19 @@ export default async function bench(): Promise<void> {
   }
   console.log(`all     ${f(pct(all, 50))} / ${f(pct(all, 99))}   (target: brokered p99 ≤ 1 ms per op)`);
   console.log(`total: brokered ${totalMs.toFixed(0)} ms (${(all.length / (totalMs / 1000)).toFixed(0)} ops/s, wall ${wall.toFixed(0)} ms), direct ${directTotal.toFixed(0)} ms; ratio ${(totalMs / directTotal).toFixed(1)}×`);
+  const µs = (ms: number) => `${((ms * 1000) / all.length).toFixed(0)} µs`;
+  console.log(`cpu per op: host ${µs((hostCpu.user + hostCpu.system) / 1000)} (all its threads), agent ${µs(cpuMs)}`);
   console.log(`policy memo: ${JSON.stringify(policy.memoStats())}`);
+
+  // Cedar alone over the requests this run decided: as the broker sees them
+  // (memo on, fresh engine) and with every decision going to Cedar (memo off).
+  const rate = (engine: CedarPolicyEngine) => {
+    for (const r of decided.slice(0, 500)) engine.decide(r); // warm-up (JIT, wasm tier-up)
+    const t = performance.now();
+    for (const r of decided) engine.decide(r);
+    return Math.round(decided.length / ((performance.now() - t) / 1000));
+  };
+  const memo = rate(await CedarPolicyEngine.load({ userFiles: [userPolicy] }));
+  const cold = rate(await CedarPolicyEngine.load({ userFiles: [userPolicy], cacheSize: 0 }));
+  console.log(`cedar decisions/s over this run's ${decided.length} requests: ${memo} with the memo, ${cold} without (target ≥ 25,000/s)`);
 }
