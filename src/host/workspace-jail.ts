@@ -26,6 +26,10 @@
 // at resolution, and `verify()` repeats that just before anything is
 // committed; a swap inside that last window cannot be prevented there.
 //
+// System calls run in place (synchronously) on a local file system and on the
+// root's own device, through the thread pool otherwise: fs-io.ts says why and
+// what that costs. The checks are the same either way.
+//
 // Not handled: the root itself being moved while Tether runs (the user's
 // doing); hard links cannot be told apart from an ordinary file except by
 // their count, which is flagged (`hardLinked`) for policy.
@@ -36,6 +40,7 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import type { PathIdentity, ResolvedPath } from '../common/capability.ts';
 import { LIMITS } from '../common/limits.ts';
+import * as io from './fs-io.ts';
 
 /** A path the jail will not resolve at all. The message says why. */
 export class PathRefused extends Error {
@@ -73,6 +78,8 @@ export interface JailOptions {
   readonly caseInsensitive?: boolean;
   /** 'path' forces the by-path fallback that non-Linux platforms use (tests). Default: 'auto'. */
   readonly anchoring?: 'auto' | 'path';
+  /** 'thread-pool' sends every call through libuv's thread pool, as on a network volume (tests; volumes the probe gets wrong). Default: 'auto'. */
+  readonly io?: 'auto' | 'thread-pool';
 }
 
 const MAX_SYMLINK_HOPS = 40;
@@ -86,16 +93,21 @@ export class WorkspaceJail {
   readonly caseInsensitive: boolean;
   /** How effects reach a directory again: through held fds (Linux) or by checked paths. */
   readonly anchoring: 'procfd' | 'path';
+  /** Whether calls on the root's device run in place (fs-io.ts): a local file system on Linux. */
+  readonly syncIo: boolean;
   private readonly rootHandle: fsp.FileHandle | undefined;
   private readonly rootId: string;
+  private readonly rootDev: bigint;
   /** The root as the user gave it (absolute), when symlinks make it differ from `root`. */
   private readonly givenRoot: string | undefined;
   private readonly platform: NodeJS.Platform;
 
-  private constructor(root: string, givenRoot: string, rootId: string, caseInsensitive: boolean, handle: fsp.FileHandle | undefined) {
+  private constructor(root: string, givenRoot: string, rootSt: BigIntStats, caseInsensitive: boolean, handle: fsp.FileHandle | undefined, syncIo: boolean) {
     this.root = root;
     this.givenRoot = givenRoot !== root ? givenRoot : undefined;
-    this.rootId = rootId;
+    this.rootId = idOf(rootSt);
+    this.rootDev = rootSt.dev;
+    this.syncIo = syncIo;
     this.caseInsensitive = caseInsensitive;
     this.rootHandle = handle;
     this.anchoring = handle ? 'procfd' : 'path';
@@ -129,7 +141,13 @@ export class WorkspaceJail {
         handle = undefined;
       }
     }
-    return new WorkspaceJail(real, given, idOf(st), caseInsensitive, handle);
+    const syncIo = (opts.io ?? 'auto') === 'auto' && (await io.isLocalFileSystem(real));
+    return new WorkspaceJail(real, given, st, caseInsensitive, handle, syncIo);
+  }
+
+  /** Whether calls on the directory or file with this identity ("dev:ino…") may run in place: the root's own device, on a local file system. */
+  inPlace(id: string | undefined): boolean {
+    return this.syncIo && id !== undefined && id.startsWith(`${this.rootDev}:`);
   }
 
   async close(): Promise<void> {
@@ -175,9 +193,10 @@ export class WorkspaceJail {
   async anchor(dir: string, expectedId: string | undefined): Promise<DirAnchor> {
     const rel = this.relative(dir);
     if (rel === undefined) throw new PathChanged(dir, 'is outside the workspace');
-    if (this.rootHandle) return DirAnchor.openFd(this.root, this.rootHandle, dir, expectedId);
+    const sync = this.inPlace(expectedId);
+    if (this.rootHandle) return DirAnchor.openFd({ path: this.root, fd: this.rootHandle.fd, id: this.rootId }, dir, expectedId, sync);
     const parts = rel === '' ? [] : rel.split('/');
-    const a = await DirAnchor.walkPath(this.root, this.rootId, parts);
+    const a = await DirAnchor.walkPath(this.root, this.rootId, parts, sync);
     try {
       if (expectedId !== undefined && (await a.id()) !== expectedId) throw new PathChanged(dir, 'was replaced by another directory');
     } catch (e) {
@@ -196,6 +215,7 @@ export class WorkspaceJail {
    */
   private async resolveAbsolute(input: string, lexical: string, intent: ResolveIntent): Promise<ResolvedPath> {
     let pending = lexical;
+    let sync = this.syncIo;
     for (let hops = 0; ; hops++) {
       if (hops > MAX_SYMLINK_HOPS) throw new PathRefused(input, 'too many levels of symbolic links');
       const parts = this.partsBelowRoot(pending);
@@ -206,10 +226,12 @@ export class WorkspaceJail {
       for (let i = 0; i < parts.length && next === undefined; i++) {
         const candidate = path.join(dir, parts[i]!);
         const last = i === parts.length - 1;
-        const st = await lstatOrThrow(input, candidate);
+        const st = await lstatOrThrow(input, candidate, sync);
         if (!st) return this.describe(path.join(dir, ...parts.slice(i)), undefined, { dir, dirId });
+        // Another device (a mount inside the workspace): the thread pool from here on.
+        if (st.dev !== this.rootDev) sync = false;
         if (st.isSymbolicLink() && (!last || intent !== 'entry')) {
-          const target = await fsp.readlink(candidate).catch((e: unknown) => {
+          const target = await io.readlink(candidate, sync).catch((e: unknown) => {
             throw refusal(input, e);
           });
           next = path.resolve(dir, target, ...parts.slice(i + 1));
@@ -227,7 +249,9 @@ export class WorkspaceJail {
       }
       if (next === undefined) {
         // The root itself: it is its own anchor (its parent is outside and never looked at).
-        return this.describe(this.root, await fsp.lstat(this.root, { bigint: true }), { dir: this.root, dirId: this.rootId });
+        const st = await lstatOrThrow(input, this.root, sync);
+        if (!st) throw new PathRefused(input, 'the workspace root is gone; reopen the workspace');
+        return this.describe(this.root, st, { dir: this.root, dirId: this.rootId });
       }
       pending = next;
     }
@@ -279,17 +303,20 @@ export class WorkspaceJail {
 export class DirAnchor {
   /** Canonical path (for messages and results; operations use `entry`/`self`). */
   readonly path: string;
-  private readonly handle: fsp.FileHandle | undefined;
+  /** Whether calls in this directory run in place rather than on the thread pool (fs-io.ts). */
+  readonly syncIo: boolean;
+  private readonly fd: number | undefined;
   private readonly owned: boolean;
   private readonly check: (() => Promise<string>) | undefined;
   /** By-path mode: the identity seen when the anchor was made. */
   private readonly seenId: string | undefined;
   private closed = false;
 
-  private constructor(p: string, handle: fsp.FileHandle | undefined, owned: boolean, check: (() => Promise<string>) | undefined, seenId?: string) {
+  private constructor(p: string, fd: number | undefined, owned: boolean, syncIo: boolean, check: (() => Promise<string>) | undefined, seenId?: string) {
     this.path = p;
-    this.handle = handle;
+    this.fd = fd;
     this.owned = owned;
+    this.syncIo = syncIo;
     this.check = check;
     this.seenId = seenId;
   }
@@ -300,42 +327,42 @@ export class DirAnchor {
    * followed at any component (or a directory moved in) is caught; everything
    * after this goes through the fd.
    */
-  static async openFd(root: string, rootHandle: fsp.FileHandle, dir: string, expectedId: string | undefined): Promise<DirAnchor> {
-    if (dir === root) {
-      const a = new DirAnchor(root, rootHandle, false, undefined);
-      if (expectedId !== undefined && (await a.id()) !== expectedId) throw new PathChanged(dir, 'was replaced by another directory');
-      return a;
+  static async openFd(root: { path: string; fd: number; id: string }, dir: string, expectedId: string | undefined, sync: boolean): Promise<DirAnchor> {
+    if (dir === root.path) {
+      // The held root fd is the directory checked when the jail opened, and an fd's inode never changes.
+      if (expectedId !== undefined && expectedId !== root.id) throw new PathChanged(dir, 'was replaced by another directory');
+      return new DirAnchor(root.path, root.fd, false, sync, undefined);
     }
-    let h: fsp.FileHandle;
+    let fd: number;
     try {
-      h = await fsp.open(dir, DIR_FLAGS);
+      fd = await io.openFd(dir, DIR_FLAGS, undefined, sync);
     } catch (e) {
       throw changedOrIo(dir, e);
     }
     try {
-      const [seen, st] = await Promise.all([fsp.readlink(`${PROC_FD}/${h.fd}`), h.stat({ bigint: true })]);
+      const [seen, st] = await Promise.all([io.readlink(`${PROC_FD}/${fd}`, sync), io.fstatBig(fd, sync)]);
       if (seen !== dir) throw new PathChanged(dir, 'was moved, or a directory above it was replaced by a symbolic link,');
       if (expectedId !== undefined && idOf(st) !== expectedId) throw new PathChanged(dir, 'was replaced by another directory');
     } catch (e) {
-      await h.close();
+      await io.closeFd(fd, sync);
       throw e;
     }
-    return new DirAnchor(dir, h, true, undefined);
+    return new DirAnchor(dir, fd, true, sync, undefined);
   }
 
-  static async walkPath(root: string, rootId: string, parts: readonly string[]): Promise<DirAnchor> {
+  static async walkPath(root: string, rootId: string, parts: readonly string[], sync: boolean): Promise<DirAnchor> {
     const target = path.join(root, ...parts);
     const check = async (): Promise<string> => {
       let p = root;
-      let id = await dirIdAt(p);
+      let id = await dirIdAt(p, sync);
       if (id !== rootId) throw new PathChanged(root, 'was replaced');
       for (const part of parts) {
         p = path.join(p, part);
-        id = await dirIdAt(p);
+        id = await dirIdAt(p, sync);
       }
       return id;
     };
-    return new DirAnchor(target, undefined, false, check, await check());
+    return new DirAnchor(target, undefined, false, sync, check, await check());
   }
 
   /** Path that reaches `name` in this directory without going through the path above it (fd mode). */
@@ -343,24 +370,24 @@ export class DirAnchor {
     if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes(path.sep) || name.includes('\0')) {
       throw new Error(`internal: ${show(name)} is not a single directory entry name`);
     }
-    return this.handle ? `${PROC_FD}/${this.handle.fd}/${name}` : path.join(this.path, name);
+    return this.fd !== undefined ? `${PROC_FD}/${this.fd}/${name}` : path.join(this.path, name);
   }
 
   /** Path of the directory itself, for opendir. */
   get self(): string {
-    return this.handle ? `${PROC_FD}/${this.handle.fd}` : this.path;
+    return this.fd !== undefined ? `${PROC_FD}/${this.fd}` : this.path;
   }
 
   /** Stats of this directory now (never of a link in its place). */
   async stat(): Promise<Stats> {
-    if (this.handle) return this.handle.stat();
+    if (this.fd !== undefined) return io.fstatNum(this.fd, this.syncIo);
     await this.check!();
     return fsp.lstat(this.path);
   }
 
   /** "dev:ino" of this directory now. */
   async id(): Promise<string> {
-    if (this.handle) return idOf(await this.handle.stat({ bigint: true }));
+    if (this.fd !== undefined) return idOf(await io.fstatBig(this.fd, this.syncIo));
     return this.check!();
   }
 
@@ -373,28 +400,29 @@ export class DirAnchor {
   /** The subdirectory `name`, refusing a symlink or anything that is not a directory. */
   async descend(name: string): Promise<DirAnchor> {
     const childPath = path.join(this.path, name);
-    if (this.handle) {
-      let h: fsp.FileHandle;
+    if (this.fd !== undefined) {
+      let fd: number;
       try {
-        h = await fsp.open(this.entry(name), DIR_FLAGS);
+        fd = await io.openFd(this.entry(name), DIR_FLAGS, undefined, this.syncIo);
       } catch (e) {
         throw changedOrIo(childPath, e);
       }
-      return new DirAnchor(childPath, h, true, undefined);
+      return new DirAnchor(childPath, fd, true, this.syncIo, undefined);
     }
-    const seen = await dirIdAt(childPath);
+    const sync = this.syncIo;
+    const seen = await dirIdAt(childPath, sync);
     const parentCheck = this.check!;
     const parentId = this.seenId;
-    return new DirAnchor(childPath, undefined, false, async () => {
+    return new DirAnchor(childPath, undefined, false, sync, async () => {
       if ((await parentCheck()) !== parentId) throw new PathChanged(this.path, 'was replaced by another directory');
-      return dirIdAt(childPath);
+      return dirIdAt(childPath, sync);
     }, seen);
   }
 
   /** fsync of the directory, so a rename in it survives a crash. Best effort where directories cannot be opened. */
   async sync(): Promise<void> {
-    if (this.handle) {
-      await this.handle.sync();
+    if (this.fd !== undefined) {
+      await io.fsyncFd(this.fd);
       return;
     }
     const h = await fsp.open(this.path, C.O_RDONLY).catch(() => undefined);
@@ -409,7 +437,7 @@ export class DirAnchor {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.owned) await this.handle?.close();
+    if (this.owned && this.fd !== undefined) await io.closeFd(this.fd, this.syncIo);
   }
 }
 
@@ -475,22 +503,22 @@ function isBelow(p: string, dir: string, caseInsensitive: boolean): boolean {
   return a.startsWith(d.endsWith(path.sep) ? d : d + path.sep);
 }
 
-async function lstatOrThrow(input: string, p: string): Promise<BigIntStats | undefined> {
+async function lstatOrThrow(input: string, p: string, sync: boolean): Promise<BigIntStats | undefined> {
   try {
-    return await fsp.lstat(p, { bigint: true });
+    return await io.lstatBig(p, sync);
   } catch (e) {
-    if (errCode(e) === 'ENOENT') return undefined;
     throw refusal(input, e);
   }
 }
 
-async function dirIdAt(p: string): Promise<string> {
-  let st: BigIntStats;
+async function dirIdAt(p: string, sync: boolean): Promise<string> {
+  let st: BigIntStats | undefined;
   try {
-    st = await fsp.lstat(p, { bigint: true });
+    st = await io.lstatBig(p, sync);
   } catch (e) {
     throw changedOrIo(p, e);
   }
+  if (!st) throw new PathChanged(p, 'was removed');
   if (st.isSymbolicLink()) throw new PathChanged(p, 'became a symbolic link');
   if (!st.isDirectory()) throw new PathChanged(p, 'is no longer a directory');
   return idOf(st);
