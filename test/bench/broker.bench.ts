@@ -6,13 +6,15 @@
 // Cedar decisions/s over this run's own requests.
 //
 // BENCH_AUDIT_DIR=/dev/shm puts the audit log on tmpfs (the floor without
-// fsync cost); BENCH_AGENT_EXECARGV="--cpu-prof --cpu-prof-dir=DIR" profiles
-// the agent process (run the host with `node --cpu-prof` as well).
+// fsync cost); BENCH_CPU_PROF=DIR writes CPU profiles of the brokered run only:
+// the host's (host.cpuprofile) and the agent process's.
 import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CapabilityRequest } from '../../src/common/capability.ts';
-import { ForkAgentStarter } from '../../src/host/agent-starter.ts';
+import type { AnyMessage } from '@agentclientprotocol/sdk';
+import { ForkAgentStarter, type AgentProcess, type AgentStarter, type AgentStartOptions } from '../../src/host/agent-starter.ts';
 import { JsonlAuditWriter } from '../../src/host/audit/jsonl-audit-writer.ts';
 import { FixedConsent } from '../../src/host/consent.ts';
 import { CedarPolicyEngine } from '../../src/host/policy/cedar-policy-engine.ts';
@@ -29,6 +31,40 @@ function pct(xs: number[], p: number): number {
 }
 const f = (ms: number) => `${ms.toFixed(3)} ms`;
 
+/** Notes the host's share of each request: from the parsed request reaching the SDK to its response leaving it. */
+class TimedStarter implements AgentStarter {
+  readonly hostMs: number[] = [];
+  private readonly inner: AgentStarter;
+  constructor(inner: AgentStarter) {
+    this.inner = inner;
+  }
+
+  async start(opts?: AgentStartOptions): Promise<AgentProcess> {
+    const agent = await this.inner.start(opts);
+    const arrived = new Map<unknown, number>();
+    const readable = agent.stream.readable.pipeThrough(new TransformStream<AnyMessage, AnyMessage>({
+      transform: (m, c) => {
+        if ('method' in m && 'id' in m) arrived.set(m.id, performance.now());
+        c.enqueue(m);
+      },
+    }));
+    const out = agent.stream.writable.getWriter();
+    const writable = new WritableStream<AnyMessage>({
+      write: (m) => {
+        const t = !('method' in m) && 'id' in m ? arrived.get(m.id) : undefined;
+        if (t !== undefined) {
+          this.hostMs.push(performance.now() - t);
+          arrived.delete((m as { id: unknown }).id);
+        }
+        return out.write(m);
+      },
+      close: () => out.close(),
+      abort: (r) => out.abort(r),
+    });
+    return { ...agent, stream: { readable, writable } };
+  }
+}
+
 export default async function bench(): Promise<void> {
   const ws = await mkdtemp(join(tmpdir(), 'tether-bench-ws-'));
   for (let d = 0; d < 10; d++) await mkdir(join(ws, `d${d}`));
@@ -38,23 +74,30 @@ export default async function bench(): Promise<void> {
   for (let i = 0; i < WRITES; i++) ops.splice(i * 11, 0, { kind: 'write', path: `d${i % 10}/w${i}.txt` });
   for (let i = 0; i < LISTS; i++) ops.splice(i * 100, 0, { kind: 'list', path: `d${i % 10}` });
 
+  const profDir = process.env['BENCH_CPU_PROF'];
   // Writes are allowed by a user policy here so the benchmark measures the machinery, not a person.
   const policyDir = await mkdtemp(join(tmpdir(), 'tether-bench-policy-'));
   const userPolicy = join(policyDir, 'bench.cedar');
   await writeFile(userPolicy, '@id("bench-writes")\n@description("benchmark: writes in the workspace without asking")\npermit (principal, action == Tether::Action::"write", resource is Tether::File) when { resource.inWorkspace };\n');
   const policy = await CedarPolicyEngine.load({ userFiles: [userPolicy] });
   const audit = await JsonlAuditWriter.open(await mkdtemp(join(process.env['BENCH_AUDIT_DIR'] ?? tmpdir(), 'tether-bench-audit-')));
+  const starter = new TimedStarter(new ForkAgentStarter(join(import.meta.dirname, 'fixtures/replay-agent.ts'), profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []));
   const session = await TetherSession.start({
     workspace: ws,
     policy,
     audit,
     consent: new FixedConsent('deny'),
     model: { provider: 'anthropic', model: 'none', baseUrl: 'http://127.0.0.1:9', token: 'x' },
-    // BENCH_AGENT_EXECARGV (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the agent side too.
-    starter: new ForkAgentStarter(join(import.meta.dirname, 'fixtures/replay-agent.ts'), process.env['BENCH_AGENT_EXECARGV']?.split(' ').filter(Boolean) ?? []),
+    starter,
   });
   const decided: CapabilityRequest[] = [];
   session.broker.onDidDecide((e) => decided.push(e.request));
+  const inspector = profDir ? new Session() : undefined;
+  if (inspector) {
+    inspector.connect();
+    await inspector.post('Profiler.enable');
+    await inspector.post('Profiler.start');
+  }
   const cpu0 = process.cpuUsage();
   const started = performance.now();
   const res = (await (session as unknown as { connection: { agent: { request: (m: string, p: unknown) => Promise<{ _meta: { lat: Record<string, number[]>; totalMs: number; cpuMs: number } }> } } }).connection.agent.request('session/prompt', {
@@ -63,7 +106,12 @@ export default async function bench(): Promise<void> {
   }));
   const wall = performance.now() - started;
   const hostCpu = process.cpuUsage(cpu0);
-  if (process.env['BENCH_AGENT_EXECARGV']) await new Promise((r) => setTimeout(r, 3000)); // let a profiled agent exit and write its profile
+  if (inspector) {
+    const { profile } = await inspector.post('Profiler.stop');
+    await writeFile(join(profDir!, 'host.cpuprofile'), JSON.stringify(profile));
+    inspector.disconnect();
+    await new Promise((r) => setTimeout(r, 3000)); // the profiled agent exits on its own and writes its profile
+  }
   await session.close();
   await audit.close();
 
@@ -89,6 +137,8 @@ export default async function bench(): Promise<void> {
   }
   console.log(`all     ${f(pct(all, 50))} / ${f(pct(all, 99))}   (target: brokered p99 ≤ 1 ms per op)`);
   console.log(`total: brokered ${totalMs.toFixed(0)} ms (${(all.length / (totalMs / 1000)).toFixed(0)} ops/s, wall ${wall.toFixed(0)} ms), direct ${directTotal.toFixed(0)} ms; ratio ${(totalMs / directTotal).toFixed(1)}×`);
+  const host = starter.hostMs;
+  console.log(`host share (request in → response out, all kinds): p50 ${f(pct(host, 50))} / p99 ${f(pct(host, 99))}; the rest of each round trip is the agent process, its SDK and the two pipe hops`);
   const µs = (ms: number) => `${((ms * 1000) / all.length).toFixed(0)} µs`;
   console.log(`cpu per op: host ${µs((hostCpu.user + hostCpu.system) / 1000)} (all its threads), agent ${µs(cpuMs)}`);
   console.log(`policy memo: ${JSON.stringify(policy.memoStats())}`);
