@@ -34,7 +34,7 @@
 // doing); hard links cannot be told apart from an ordinary file except by
 // their count, which is flagged (`hardLinked`) for policy.
 
-import { constants as C, type BigIntStats, type Stats } from 'node:fs';
+import { constants as C, type BigIntStats, readlinkSync, type Stats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
@@ -83,7 +83,7 @@ export interface JailOptions {
 }
 
 const MAX_SYMLINK_HOPS = 40;
-const PROC_FD = '/proc/self/fd';
+const PROC_FD = procFdDir();
 const DIR_FLAGS = C.O_RDONLY | (C.O_DIRECTORY ?? 0) | (C.O_NOFOLLOW ?? 0);
 
 export class WorkspaceJail {
@@ -439,6 +439,21 @@ export class DirAnchor {
     this.closed = true;
     if (this.owned && this.fd !== undefined) await io.closeFd(this.fd, this.syncIo);
   }
+}
+
+/**
+ * /proc/<our pid>/fd: the same directory as /proc/self/fd, but the kernel does
+ * not resolve the "self" link on every use (about half the lookup cost of each
+ * entry reached through it). Only when /proc/self names our pid, i.e. this
+ * /proc shows our pid namespace; otherwise /proc/self/fd.
+ */
+function procFdDir(): string {
+  try {
+    if (process.platform === 'linux' && readlinkSync('/proc/self') === String(process.pid)) return `/proc/${process.pid}/fd`;
+  } catch {
+    // no /proc: by-path anchoring is used anyway
+  }
+  return '/proc/self/fd';
 }
 
 /** Why a single Windows path component cannot be used safely, or undefined. Exported for tests on any platform. */
