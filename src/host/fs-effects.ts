@@ -142,13 +142,14 @@ export class FsEffects {
     if (t.type === 'directory') throw new FsEffectError('not-a-file', `${t.path} is a directory; list it instead`);
     if (t.type !== 'file') throw new FsEffectError('not-a-file', `${t.path} is a ${t.type ?? 'special file'}, not a regular file`);
     return this.withDir(id.dir, id.dirId, async (dir) => {
-      const { fd, st } = await openChecked(dir, t, READ_FLAGS);
+      const sync = this.inPlace(dir, t);
+      const { fd, st } = await openChecked(dir, t, READ_FLAGS, sync);
       try {
         const ranged = opts.line != null || opts.limit != null;
         const first = opts.line ?? 1;
         const count = opts.limit ?? Infinity;
         if (ranged && st.size > BigInt(LIMITS.maxReadBytes)) return await readLineRange(fd, t.path, first, count);
-        const buf = await readUpTo(fd, Number(st.size), LIMITS.maxReadBytes, dir.syncIo);
+        const buf = await readUpTo(fd, Number(st.size), LIMITS.maxReadBytes, sync);
         if (buf === undefined) {
           throw new FsEffectError('too-large', `${t.path} is over ${LIMITS.maxReadBytes} bytes; read it in parts with line and limit`);
         }
@@ -156,7 +157,7 @@ export class FsEffects {
         const text = buf.toString('utf8');
         return { content: ranged ? sliceLines(text, first, count) : text, bytes: buf.length, sha256: sha256(buf) };
       } finally {
-        await io.closeFd(fd, dir.syncIo);
+        await io.closeFd(fd, sync);
       }
     });
   }
@@ -178,12 +179,13 @@ export class FsEffects {
       let mode: number | undefined;
       if (t.exists) {
         // O_NOFOLLOW + identity check: the same test as expectSame, and the file is then open for its hash.
-        const { fd, st } = await openChecked(dir, t, READ_FLAGS);
+        const sync = this.inPlace(dir, t);
+        const { fd, st } = await openChecked(dir, t, READ_FLAGS, sync);
         try {
           mode = Number(st.mode) & 0o777;
-          preSha256 = await hashFile(fd, Number(st.size), dir.syncIo);
+          preSha256 = await hashFile(fd, Number(st.size), sync);
         } finally {
-          await io.closeFd(fd, dir.syncIo);
+          await io.closeFd(fd, sync);
         }
       } else {
         expectSame(t, await lstatEntry(dir, name));
@@ -271,11 +273,12 @@ export class FsEffects {
       }
       let preSha256: string | undefined;
       if (st!.isFile()) {
-        const { fd, st: fst } = await openChecked(dir, t, READ_FLAGS);
+        const sync = this.inPlace(dir, t);
+        const { fd, st: fst } = await openChecked(dir, t, READ_FLAGS, sync);
         try {
-          preSha256 = await hashFile(fd, Number(fst.size), dir.syncIo);
+          preSha256 = await hashFile(fd, Number(fst.size), sync);
         } finally {
-          await io.closeFd(fd, dir.syncIo);
+          await io.closeFd(fd, sync);
         }
       }
       await dir.verify();
@@ -316,11 +319,12 @@ export class FsEffects {
       if (!sameEntry) expectSame(to, existing);
       let preSha256: string | undefined;
       if (existing?.isFile()) {
-        const { fd, st } = await openChecked(dst, to, READ_FLAGS);
+        const sync = this.inPlace(dst, to);
+        const { fd, st } = await openChecked(dst, to, READ_FLAGS, sync);
         try {
-          preSha256 = await hashFile(fd, Number(st.size), dst.syncIo);
+          preSha256 = await hashFile(fd, Number(st.size), sync);
         } finally {
-          await io.closeFd(fd, dst.syncIo);
+          await io.closeFd(fd, sync);
         }
       }
       await src.verify();
@@ -382,6 +386,11 @@ export class FsEffects {
       throw new FsEffectError('unresolved', `${t.path} was not resolved by this workspace's jail`);
     }
     return t.identity;
+  }
+
+  /** Calls on this file may run in place: its directory's may, and the file is on the root's device too (not a mount of its own). */
+  private inPlace(dir: DirAnchor, t: ResolvedPath): boolean {
+    return dir.syncIo && this.jail.inPlace(t.identity?.target);
   }
 
   private notRoot(t: ResolvedPath, verb: string): void {
@@ -604,10 +613,10 @@ function expectSame(t: ResolvedPath, st: BigIntStats | undefined): void {
 }
 
 /** Opens the target without following a final symlink and checks it is the file resolution saw. */
-async function openChecked(dir: DirAnchor, t: ResolvedPath, flags: number): Promise<{ fd: number; st: BigIntStats }> {
+async function openChecked(dir: DirAnchor, t: ResolvedPath, flags: number, sync: boolean): Promise<{ fd: number; st: BigIntStats }> {
   let fd: number;
   try {
-    fd = await io.openFd(dir.entry(path.basename(t.path)), flags, undefined, dir.syncIo);
+    fd = await io.openFd(dir.entry(path.basename(t.path)), flags, undefined, sync);
   } catch (e) {
     if (errCode(e) === 'ELOOP') throw new PathChanged(t.path, 'became a symbolic link');
     if (errCode(e) === 'ENOENT') throw new PathChanged(t.path, 'was removed');
@@ -615,11 +624,11 @@ async function openChecked(dir: DirAnchor, t: ResolvedPath, flags: number): Prom
   }
   let st: BigIntStats;
   try {
-    st = await io.fstatBig(fd, dir.syncIo);
+    st = await io.fstatBig(fd, sync);
     if (!st.isFile()) throw new PathChanged(t.path, 'is no longer a regular file');
     if (idOf(st) !== t.identity?.target) throw new PathChanged(t.path, 'was replaced by another file');
   } catch (e) {
-    await io.closeFd(fd, dir.syncIo);
+    await io.closeFd(fd, sync);
     throw e;
   }
   return { fd, st };

@@ -98,6 +98,8 @@ export class WorkspaceJail {
   private readonly rootHandle: fsp.FileHandle | undefined;
   private readonly rootId: string;
   private readonly rootDev: bigint;
+  /** The root, then the root as given, folded and with its separator-terminated prefix (every resolution compares against them). */
+  private readonly roots: readonly { readonly path: string; readonly folded: string; readonly prefix: string }[];
   /** The root as the user gave it (absolute), when symlinks make it differ from `root`. */
   private readonly givenRoot: string | undefined;
   private readonly platform: NodeJS.Platform;
@@ -112,6 +114,10 @@ export class WorkspaceJail {
     this.rootHandle = handle;
     this.anchoring = handle ? 'procfd' : 'path';
     this.platform = process.platform;
+    this.roots = [root, ...(this.givenRoot ? [this.givenRoot] : [])].map((r) => {
+      const folded = fold(r, caseInsensitive);
+      return { path: r, folded, prefix: folded.endsWith(path.sep) ? folded : folded + path.sep };
+    });
   }
 
   /** Opens a jail on `root`. Refuses the file-system root, the home directory (or any ancestor of it) and non-directories. */
@@ -176,7 +182,9 @@ export class WorkspaceJail {
 
   /** Whether a canonical absolute path is the root or below it. */
   contains(p: string): boolean {
-    return p === this.root || fold(p, this.caseInsensitive) === fold(this.root, this.caseInsensitive) || isBelow(p, this.root, this.caseInsensitive);
+    if (p === this.root) return true;
+    const f = fold(p, this.caseInsensitive);
+    return f === this.roots[0]!.folded || f.startsWith(this.roots[0]!.prefix);
   }
 
   /** Workspace-relative, '/'-separated, in the case on disk; undefined outside. */
@@ -259,10 +267,10 @@ export class WorkspaceJail {
 
   /** Components of `p` below the root (canonical, or as given), or undefined when it is not below it. */
   private partsBelowRoot(p: string): string[] | undefined {
-    for (const r of [this.root, this.givenRoot]) {
-      if (r === undefined) continue;
-      if (fold(p, this.caseInsensitive) === fold(r, this.caseInsensitive)) return [];
-      if (isBelow(p, r, this.caseInsensitive)) return p.slice(r.length + 1).split(path.sep).filter((x) => x !== '');
+    const f = fold(p, this.caseInsensitive);
+    for (const r of this.roots) {
+      if (f === r.folded) return [];
+      if (f.startsWith(r.prefix)) return p.slice(r.path.length + 1).split(path.sep).filter((x) => x !== '');
     }
     return undefined;
   }
