@@ -13,7 +13,7 @@
 // the workspace (together: the floor without any fsync cost);
 // BENCH_CPU_PROF=DIR writes CPU profiles of the measured run only: the host's
 // (host.cpuprofile) and the agent process's.
-import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -97,7 +97,8 @@ export default async function bench(): Promise<void> {
   const userPolicy = join(policyDir, 'bench.cedar');
   await writeFile(userPolicy, '@id("bench-writes")\n@description("benchmark: writes in the workspace without asking")\npermit (principal, action == Tether::Action::"write", resource is Tether::File) when { resource.inWorkspace };\n');
   const policy = await CedarPolicyEngine.load({ userFiles: [userPolicy] });
-  const audit = await JsonlAuditWriter.open(await mkdtemp(join(process.env['BENCH_AUDIT_DIR'] ?? tmpdir(), 'tether-bench-audit-')));
+  const auditDir = await mkdtemp(join(process.env['BENCH_AUDIT_DIR'] ?? tmpdir(), 'tether-bench-audit-'));
+  const audit = await JsonlAuditWriter.open(auditDir);
   const starter = new TimedStarter(new ForkAgentStarter(join(import.meta.dirname, 'fixtures/replay-agent.ts'), profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []));
   const session = await TetherSession.start({
     workspace: ws,
@@ -151,7 +152,6 @@ export default async function bench(): Promise<void> {
   const directTotal = performance.now() - d0;
 
   const { lat, totalMs, cpuMs } = res._meta;
-  if (process.env['BENCH_DUMP']) await writeFile(process.env['BENCH_DUMP'], JSON.stringify({ lat, host: starter.hostMs }));
   const all = [...lat['read']!, ...lat['write']!, ...lat['list']!];
   console.log(`ops: ${READS} reads (4 KB), ${WRITES} writes (4 KB), ${LISTS} lists after ${WARMUP_OPS} warm-up ops on other files; agent process → ACP → validate → jail → Cedar → fsync'd audit → effect → audit → back`);
   console.log('kind    brokered p50 / p99          direct p50 / p99');
@@ -177,4 +177,5 @@ export default async function bench(): Promise<void> {
   const memo = rate(await CedarPolicyEngine.load({ userFiles: [userPolicy] }));
   const cold = rate(await CedarPolicyEngine.load({ userFiles: [userPolicy], cacheSize: 0 }));
   console.log(`cedar decisions/s over this run's ${decided.length} requests: ${memo} with the memo, ${cold} without (target ≥ 25,000/s)`);
+  await Promise.all([ws, policyDir, auditDir].map((d) => rm(d, { recursive: true, force: true })));
 }
