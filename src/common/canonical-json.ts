@@ -3,13 +3,12 @@
 // members are sorted by UTF-16 code units. Refuses what JCS cannot represent:
 // non-finite numbers, lone surrogates, undefined, functions, bigints.
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
 function str(s: string): string {
-  if (LONE_SURROGATE.test(s)) throw new TypeError('canonical JSON: string contains a lone surrogate');
+  if (!s.isWellFormed()) throw new TypeError('canonical JSON: string contains a lone surrogate');
   return JSON.stringify(s);
 }
 
+// Loops and string appends rather than map/join: this runs for every audit record.
 export function canonicalJson(value: unknown): string {
   if (value === null) return 'null';
   switch (typeof value) {
@@ -21,10 +20,22 @@ export function canonicalJson(value: unknown): string {
     case 'string':
       return str(value);
     case 'object': {
-      if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v === undefined ? null : v)).join(',')}]`;
+      if (Array.isArray(value)) {
+        let out = '[';
+        for (let i = 0; i < value.length; i++) {
+          const v: unknown = value[i];
+          out += (i === 0 ? '' : ',') + canonicalJson(v === undefined ? null : v);
+        }
+        return out + ']';
+      }
       const obj = value as Record<string, unknown>;
-      const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
-      return `{${keys.map((k) => `${str(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
+      let out = '{';
+      for (const k of Object.keys(obj).sort()) {
+        const v = obj[k];
+        if (v === undefined) continue;
+        out += (out.length === 1 ? '' : ',') + str(k) + ':' + canonicalJson(v);
+      }
+      return out + '}';
     }
     default:
       throw new TypeError(`canonical JSON: cannot serialise a ${typeof value}`);

@@ -11,9 +11,10 @@
 //  4. After `halt()` (stop button, kill switch) every pending and new request
 //     is denied until `resume()`.
 //  5. The outcome record is appended before the result goes back, but the
-//     reply does not wait for its fsync: it rides the next group commit (and
-//     `settled()` / the writer's close). A crash in that window can lose an
-//     outcome, never a decision.
+//     reply does not wait for its fsync: it is a deferred append that rides
+//     the next group commit (the next decision's, or a few ms later on its
+//     own; `settled()` and the writer's close wait for it). A crash in that
+//     window can lose an outcome, never a decision.
 
 import type { AuditActor, AuditOutcome, AuditRequest } from '../common/audit-record.ts';
 import type { CapabilityRequest } from '../common/capability.ts';
@@ -450,7 +451,7 @@ export class Broker {
       actor: this.opts.actor,
       request: { id: request.id, method: request.method, action: request.action, kind: request.kind },
       outcome,
-    });
+    }, { deferred: true });
     return receipt.seq;
   }
 }
