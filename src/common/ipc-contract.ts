@@ -179,6 +179,41 @@ export const TerminalOutputSchema = z.object({
 });
 export type TerminalOutput = z.infer<typeof TerminalOutputSchema>;
 
+const checkpointId = z.string().regex(/^[0-9a-f]{40}$/, 'a checkpoint id is 40 hex digits');
+export const CheckpointKindSchema = z.enum(['turn-start', 'change', 'before-restore', 'restore', 'manual']);
+
+/** A checkpoint of the workspace: what changed since the one before it, and what caused it. */
+export const CheckpointViewSchema = z.object({
+  id: checkpointId,
+  seq: z.number().int().min(1),
+  time: text(40),
+  kind: CheckpointKindSchema,
+  sessionId: text(200),
+  turn: z.number().int().min(0),
+  /** The requests that caused it (timeline entries carry the same ids). */
+  requestIds: z.array(text(200)).max(1000),
+  /** The first changed paths (see changedCount for all). */
+  changed: z.array(z.object({ path: pathText, status: z.enum(['added', 'modified', 'deleted']) })).max(200),
+  changedCount: z.number().int().min(0),
+  restoredFrom: checkpointId.optional(),
+});
+export type CheckpointView = z.infer<typeof CheckpointViewSchema>;
+
+export const RestoreResultSchema = z.object({
+  restored: z.boolean(),
+  /** What happened, in words: restored N files, denied, refused. */
+  message: text(),
+  files: z.number().int().min(0).optional(),
+  /** Restore this one to undo the restore. */
+  undoCheckpoint: checkpointId.optional(),
+  /**
+   * Files changed outside Tether since the latest checkpoint. The restore was
+   * not asked for: ask the user, and call again with overwriteConflicts if they agree.
+   */
+  conflicts: z.array(z.object({ path: pathText, conflict: text() })).max(10_000).optional(),
+});
+export type RestoreResultView = z.infer<typeof RestoreResultSchema>;
+
 export const AgentCrashSchema = z.object({
   message: text(),
   exitCode: z.number().nullable(),
@@ -287,6 +322,18 @@ export const INVOKE = {
   },
   getDisclosure: { args: z.object({ workspace: pathText.optional() }).strict(), result: DisclosureSchema },
   acknowledgeDisclosure: { args: z.object({ fingerprint: text(200) }).strict(), result: z.object({ recorded: z.boolean(), seq: z.number().int().min(0).optional() }) },
+  /** The workspace's checkpoints, newest first (at most 200); `available` is false when there is no session or checkpoints are off. */
+  listCheckpoints: { args: none, result: z.object({ available: z.boolean(), checkpoints: z.array(CheckpointViewSchema).max(200) }) },
+  /**
+   * "Undo to here": puts the workspace back as it was at a checkpoint. Asks
+   * the user through the consent dialog (with the diff); refused without
+   * asking when it would overwrite files changed outside Tether, unless
+   * `overwriteConflicts` carries the user's explicit yes to that.
+   */
+  restoreCheckpoint: {
+    args: z.object({ checkpoint: checkpointId, overwriteConflicts: z.boolean().optional(), paths: z.array(pathText.min(1)).min(1).max(1000).optional() }).strict(),
+    result: RestoreResultSchema,
+  },
   /** Opens an http(s) link in the system browser after the host checks it. */
   openExternal: { args: z.object({ url: text(2048) }).strict(), result: z.object({ opened: z.boolean() }) },
 } as const satisfies Record<string, { args: z.ZodType; result: z.ZodType }>;
@@ -303,6 +350,8 @@ export const EVENTS = {
   terminalOutput: TerminalOutputSchema,
   agentCrashed: AgentCrashSchema,
   auditAppended: z.object({ seq: z.number().int().min(0) }),
+  /** A checkpoint was taken; the renderer reloads the list (listCheckpoints). */
+  checkpointsChanged: z.object({ latestSeq: z.number().int().min(1) }),
 } as const satisfies Record<string, z.ZodType>;
 
 export type InvokeName = keyof typeof INVOKE;

@@ -169,6 +169,10 @@ export async function startAppHost(opts: AppHostOptions): Promise<AppHost> {
         await checkpoints?.close();
       },
       describeRule: (id) => policy.rule(id)?.description,
+      checkpointsEnabled: started.checkpointsEnabled,
+      listCheckpoints: () => started.listCheckpoints(),
+      restoreCheckpoint: (id, o) => started.restoreCheckpoint(id, o),
+      onDidCheckpoint: started.onDidCheckpoint,
     };
     sessions.add(host);
     return host;

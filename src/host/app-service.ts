@@ -13,6 +13,11 @@
 //  4. An agent that dies unexpectedly is shown to the user (the session
 //     records it in the audit log) and restarted with backoff as a fresh
 //     session: new ACP session, no grants carried over, the task not replayed.
+//  5. "Undo to here" runs only while the agent is not working (idle or
+//     stopped), one at a time, and never lifts a stop. A restore that would
+//     overwrite files changed outside Tether is not asked about: the renderer
+//     is told which files, and only a second call with the user's explicit
+//     overwriteConflicts goes on to the consent dialog.
 
 import { realpath, stat, readFile, writeFile, mkdir, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -24,10 +29,12 @@ import {
   ContractError, checkEvent,
   type ActivityEntry, type AgentUpdate, type ApiHandlers, type ArgsOf, type AuditRecordView, type ConsentPreviewView, type ConsentQuestionView, type DecisionView,
   type Disclosure, type EventName, type GrantView, type OutcomeView, type PayloadOf, type ProviderOption, type RequestView, type RuleInfo,
-  type SessionStatus, type Snapshot, type TerminalOutput,
+  type SessionStatus, type Snapshot, type TerminalOutput, type CheckpointView, type RestoreResultView,
 } from '../common/ipc-contract.ts';
 import type { AuditView } from './audit-view.ts';
-import type { Broker, DecisionEvent, OutcomeEvent } from './broker.ts';
+import { RequestDenied, type Broker, type DecisionEvent, type OutcomeEvent } from './broker.ts';
+import { RestoreConflictError } from './checkpoints/checkpoint-store.ts';
+import type { CheckpointInfo, RestoreResult } from './checkpoints/checkpoint-types.ts';
 import type { ConsentPort, GrantStore } from './consent.ts';
 import { disclosureFingerprint, discloseAccess } from './disclosure.ts';
 import type { PolicyEngine } from './policy/policy-engine.ts';
@@ -52,6 +59,13 @@ export interface HostSession {
   readonly onDidTerminalOutput?: Event<TerminalOutput>;
   /** Description of a policy rule, for "allowed by rule X". */
   describeRule?(id: string): string | undefined;
+  /** Whether changes are checkpointed, so "undo to here" is possible. */
+  readonly checkpointsEnabled: boolean;
+  /** The workspace's checkpoints, newest first. */
+  listCheckpoints(): Promise<readonly CheckpointInfo[]>;
+  /** A brokered, consented restore; RestoreConflictError (before asking) unless overwriteConflicts. */
+  restoreCheckpoint(id: string, opts: { paths?: readonly string[]; overwriteConflicts?: boolean }): Promise<RestoreResult>;
+  readonly onDidCheckpoint: Event<CheckpointInfo>;
 }
 
 export interface SessionRequest {
@@ -100,6 +114,8 @@ export interface RestartPolicy {
 
 const DEFAULT_RESTART: RestartPolicy = { initialDelayMs: 1000, maxDelayMs: 30_000, maxAttempts: 5, windowMs: 5 * 60_000 };
 const MAX_ACTIVITY = 5000;
+const MAX_CHECKPOINTS = 200;
+const MAX_CHANGED_SHOWN = 200;
 const SETTINGS_ACK = 'disclosure.acknowledged';
 const SETTINGS_WORKSPACES = 'workspaces.chosen';
 
@@ -129,6 +145,8 @@ interface Active {
   closing: boolean;
   agentExited: boolean;
   stopped: boolean;
+  /** An "undo to here" is in progress (maybe waiting for consent). */
+  restoring: boolean;
 }
 
 export class AppService implements ApiHandlers {
@@ -215,6 +233,7 @@ export class AppService implements ApiHandlers {
     const a = this.active;
     if (!a || a.closing) return { accepted: false, reason: 'no session is running; start one first' };
     if (this.status.state === 'running' || this.status.state === 'stopping') return { accepted: false, reason: 'the agent is still working on the last task; stop it first' };
+    if (a.restoring) return { accepted: false, reason: 'an undo is in progress; answer it first' };
     a.stopped = false;
     this.runPrompt(task);
     return { accepted: true };
@@ -307,6 +326,46 @@ export class AppService implements ApiHandlers {
     return { recorded: true, seq };
   };
 
+  listCheckpoints = async (): Promise<{ available: boolean; checkpoints: CheckpointView[] }> => {
+    const a = this.active;
+    if (!a || a.closing || !a.session.checkpointsEnabled) return { available: false, checkpoints: [] };
+    const list = await a.session.listCheckpoints();
+    return { available: true, checkpoints: list.slice(0, MAX_CHECKPOINTS).map(checkpointView) };
+  };
+
+  restoreCheckpoint = async (args: { checkpoint: string; overwriteConflicts?: boolean | undefined; paths?: string[] | undefined }): Promise<RestoreResultView> => {
+    const a = this.active;
+    if (!a || a.closing) throw new ContractError('refused', 'no session is open; undo works on the changes of the open session\'s workspace');
+    if (!a.session.checkpointsEnabled) throw new ContractError('refused', 'checkpoints are off for this session, so there is nothing to undo to');
+    if (this.status.state !== 'idle' && this.status.state !== 'stopped') {
+      throw new ContractError('refused', 'the agent is still working; wait until it has finished or stop it, then undo');
+    }
+    if (a.restoring) throw new ContractError('refused', 'another undo is waiting for your answer; answer it first');
+    a.restoring = true;
+    try {
+      const r = await a.session.restoreCheckpoint(args.checkpoint, {
+        ...(args.paths ? { paths: args.paths } : {}),
+        ...(args.overwriteConflicts ? { overwriteConflicts: true } : {}),
+      });
+      const n = r.plan.files.length;
+      if (n === 0) return { restored: false, message: `Nothing to undo: the workspace already matches checkpoint ${r.plan.checkpoint.seq}.`, files: 0 };
+      return {
+        restored: true,
+        message: `Restored ${n} file${n === 1 ? '' : 's'} to checkpoint ${r.plan.checkpoint.seq}.`,
+        files: n,
+        ...(r.undoId ? { undoCheckpoint: r.undoId } : {}),
+      };
+    } catch (e) {
+      if (e instanceof RestoreConflictError) {
+        return { restored: false, message: e.message, conflicts: e.conflicts.map((c) => ({ path: c.path, conflict: c.conflict ?? 'changed outside Tether' })) };
+      }
+      if (e instanceof RequestDenied) return { restored: false, message: `Not restored: ${e.message}` };
+      throw new ContractError('failed', `the restore failed: ${(e as Error).message}`);
+    } finally {
+      a.restoring = false;
+    }
+  };
+
   openExternal = async ({ url }: { url: string }): Promise<{ opened: boolean }> => {
     if (!isSafeExternalUrl(url) || !this.deps.openExternal) return { opened: false };
     return { opened: await this.deps.openExternal(url) };
@@ -339,7 +398,7 @@ export class AppService implements ApiHandlers {
       this.setStatus({ ...this.status, state: 'failed', detail: `the session could not start: ${(e as Error).message}` });
       throw new ContractError('failed', `the session could not start: ${(e as Error).message}`);
     }
-    const a: Active = { session, params, disposers: [], closing: false, agentExited: false, stopped: false };
+    const a: Active = { session, params, disposers: [], closing: false, agentExited: false, stopped: false, restoring: false };
     this.active = a;
     this.sessionIds.add(session.id);
     const { broker, grants } = session;
@@ -348,6 +407,7 @@ export class AppService implements ApiHandlers {
       broker.onDidComplete((e) => this.onComplete(e)),
       grants.onDidChange(() => this.emit('grantsChanged', { grants: this.grantViews() })),
       session.onDidUpdate((u) => this.onUpdate(session.id, u)),
+      session.onDidCheckpoint((c) => this.emit('checkpointsChanged', { latestSeq: c.seq })),
       session.onDidAgentExit((exit) => {
         a.agentExited = true;
         if (!a.closing && this.active === a && !this.disposed) void this.onAgentCrash(a, exit);
@@ -562,6 +622,21 @@ export function previewView(p: ConsentPreview): ConsentPreviewView {
         files: p.files.map((f) => ({ path: f.path, action: f.action, ...(f.conflict !== undefined ? { conflict: f.conflict } : {}) })),
       };
   }
+}
+
+function checkpointView(c: CheckpointInfo): CheckpointView {
+  return {
+    id: c.id,
+    seq: c.seq,
+    time: c.time,
+    kind: c.kind,
+    sessionId: c.sessionId,
+    turn: c.turn,
+    requestIds: c.requestIds.slice(0, 1000),
+    changed: c.changed.slice(0, MAX_CHANGED_SHOWN).map((f) => ({ path: f.path, status: f.status })),
+    changedCount: c.changed.length,
+    ...(c.restoredFrom ? { restoredFrom: c.restoredFrom } : {}),
+  };
 }
 
 function scopeView(s: GrantScope): GrantView['scope'] {

@@ -5,7 +5,10 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { EventName } from '../../src/common/ipc-contract.ts';
+import { randomUUID } from 'node:crypto';
+import type { CapabilityRequest } from '../../src/common/capability.ts';
+import type { ActivityEntry, CheckpointView, ConsentQuestionView, EventName } from '../../src/common/ipc-contract.ts';
+import { newTrace } from '../../src/common/trace.ts';
 import { ForkAgentStarter, type AgentProcess, type AgentStartOptions } from '../../src/host/agent-starter.ts';
 import { startAppHost, type AppHost, type AppHostOptions } from '../../src/host/app-host.ts';
 import { RestartBackoff } from '../../src/host/app-service.ts';
@@ -201,6 +204,83 @@ describe('AppService with a real host', () => {
     expect(await s.revokeGrant({ id: 'not-a-grant' })).toEqual({ revoked: false });
     expect(await s.revokeGrant({ id })).toEqual({ revoked: true });
     expect((await s.listGrants()).grants).toEqual([]);
+  });
+});
+
+describe('undo to here', () => {
+  /** Writes notes.txt once, then ends its turn. */
+  const writesNotes: ModelScript = (conv) => (toolHistory(conv).length === 0 ? { toolCalls: [{ name: 'write_file', input: { path: 'notes.txt', content: 'agent\n' } }] } : { text: 'done' });
+
+  it('tells about files changed outside Tether without asking, restores over them only with the explicit overwrite, and never lifts a stop', async () => {
+    const ws = await mkdtemp(join(tmp, 'undo-ws-'));
+    await writeFile(join(ws, 'notes.txt'), 'mine\n');
+    const { s, h, next, events } = await host({ chooseFolder: async () => ws, demoScript: writesNotes });
+    await ready(s);
+    await s.startSession({ workspace: ws, task: 'write notes', provider: 'scripted' });
+    const q = (await next('consentAsked')) as ConsentQuestionView;
+    await s.answerConsent({ id: q.id, answer: 'once' });
+    await next('sessionStatus', (st: { state: string; stopReason?: string }) => st.state === 'idle' && st.stopReason !== undefined);
+    expect(await readFile(join(ws, 'notes.txt'), 'utf8')).toBe('agent\n');
+    await next('checkpointsChanged');
+
+    // The timeline entry of the write names the request; its checkpoint names it too.
+    const write = (await s.getSnapshot()).activity.find((e: ActivityEntry) => e.request.relPath === 'notes.txt')!;
+    const { available, checkpoints } = await s.listCheckpoints();
+    expect(available).toBe(true);
+    const after = checkpoints.findIndex((c: CheckpointView) => c.kind === 'change' && c.requestIds.includes(write.request.id));
+    expect(after).toBeGreaterThanOrEqual(0);
+    expect(checkpoints[after]!.changed).toEqual([{ path: 'notes.txt', status: 'modified' }]);
+    const before = checkpoints[after + 1]!;
+
+    // Changed outside Tether: refused before anyone is asked, with the file named.
+    await writeFile(join(ws, 'notes.txt'), 'edited by hand\n');
+    const asked = () => events.filter((e) => e.name === 'consentAsked').length;
+    const askedBefore = asked();
+    const refused = await s.restoreCheckpoint({ checkpoint: before.id });
+    expect(refused).toMatchObject({ restored: false, conflicts: [{ path: 'notes.txt', conflict: expect.stringMatching(/changed outside Tether/) }] });
+    expect(asked()).toBe(askedBefore);
+    expect(await readFile(join(ws, 'notes.txt'), 'utf8')).toBe('edited by hand\n');
+
+    // Stopped: the undo still works, through the consent dialog, marking the conflict.
+    await s.stopSession();
+    const restoring = s.restoreCheckpoint({ checkpoint: before.id, overwriteConflicts: true });
+    const r = (await next('consentAsked', (x: ConsentQuestionView) => x.preview.type === 'restore')) as ConsentQuestionView;
+    expect(r.request.method).toBe('tether/restore');
+    expect(r.proposedGrant).toBeUndefined();
+    expect(r.preview).toMatchObject({ type: 'restore', checkpoint: before.seq, files: [{ path: 'notes.txt', action: 'overwrite', conflict: expect.stringMatching(/changed outside Tether/) }] });
+    expect(r.preview.type === 'restore' && r.preview.diff).toMatch(/-edited by hand\n\+mine/);
+    await expect(s.sendPrompt({ task: 'more' })).resolves.toMatchObject({ accepted: false, reason: expect.stringMatching(/undo is in progress/) });
+    await s.answerConsent({ id: r.id, answer: 'once' });
+    const done = await restoring;
+    expect(done).toMatchObject({ restored: true, files: 1 });
+    expect(await readFile(join(ws, 'notes.txt'), 'utf8')).toBe('mine\n');
+    await next('activity', (e: ActivityEntry) => e.request.method === 'tether/restore' && e.decision.decidedBy === 'user');
+
+    // The agent is still halted: a request from it is denied by the stop.
+    const session = h.sessions()[0]!;
+    const agentWrite: CapabilityRequest = {
+      id: randomUUID(), sessionId: session.id, action: 'write', kind: 'write', method: 'fs/write_text_file', workspace: ws,
+      target: { path: join(ws, 'x.txt'), relPath: 'x.txt', inWorkspace: true, exists: false }, trace: newTrace(),
+    };
+    await expect(session.broker.execute(agentWrite, { preview: async () => ({ type: 'read', path: 'x' }), effect: async () => ({ result: 1 }) })).rejects.toThrow(/stopped/);
+
+    // The restore can itself be undone; denying that changes nothing.
+    const undoing = s.restoreCheckpoint({ checkpoint: done.undoCheckpoint! });
+    const u = (await next('consentAsked', (x: ConsentQuestionView) => x.preview.type === 'restore' && x.id !== r.id)) as ConsentQuestionView;
+    expect(u.preview.type === 'restore' && u.preview.diff).toMatch(/-mine\n\+edited by hand/);
+    await s.answerConsent({ id: u.id, answer: 'deny' });
+    expect(await undoing).toMatchObject({ restored: false, message: expect.stringMatching(/denied by the user/) });
+    expect(await readFile(join(ws, 'notes.txt'), 'utf8')).toBe('mine\n');
+  });
+
+  it('refuses to undo while the agent is working or without a session', async () => {
+    const { s, next } = await host();
+    await ready(s);
+    await expect(s.restoreCheckpoint({ checkpoint: 'a'.repeat(40) })).rejects.toThrow(/no session is open/);
+    expect(await s.listCheckpoints()).toEqual({ available: false, checkpoints: [] });
+    await s.startSession({ workspace, task: 'write', provider: 'scripted' });
+    await next('consentAsked');
+    await expect(s.restoreCheckpoint({ checkpoint: 'a'.repeat(40) })).rejects.toThrow(/still working/);
   });
 });
 

@@ -18,6 +18,8 @@ import { toolHistory, type ModelScript, type ScriptedConversation } from '../../
 import { buildRenderer, contrastFailures, launchChromium, screenshot, unlabelledControls, watchProblems } from './support/browser.ts';
 
 const APP_TS = `export function greet(name: string): string {\n  // Say hello.\n  return 'Hello ' + name;\n}\n`;
+const CONFIG_TS = 'export const retries = 3;\n';
+const LIMITS_TS = 'export const limit = 10;\n';
 
 let tmp: string;
 let workspace: string;
@@ -64,6 +66,14 @@ const script: ModelScript = async (conv) => {
     if (calls === 0) return { text: 'Cleaning the build folder.', toolCalls: [{ name: 'run_command', input: { command: 'rm -rf build' } }] };
     return { text: done.at(-1)!.result!.isError ? 'The command was denied.' : 'Cleaned.' };
   }
+  if (task.includes('flow:undo-conflict')) {
+    if (calls === 0) return { toolCalls: [{ name: 'write_file', input: { path: 'src/limits.ts', content: 'export const limit = 99;\n' } }] };
+    return { text: 'Raised the limit.' };
+  }
+  if (task.includes('flow:undo')) {
+    if (calls === 0) return { toolCalls: [{ name: 'write_file', input: { path: 'src/config.ts', content: 'export const retries = 0; // no retries\n' } }] };
+    return { text: 'Turned retries off.' };
+  }
   if (task.includes('flow:stop')) {
     if (calls === 0) return { text: 'Writing a large file.', toolCalls: [{ name: 'write_file', input: { path: 'big.txt', content: 'x\n'.repeat(100) } }] };
     return { text: 'The write was stopped.' };
@@ -76,6 +86,8 @@ beforeAll(async () => {
   workspace = join(tmp, 'workspace');
   await mkdir(join(workspace, 'src'), { recursive: true });
   await writeFile(join(workspace, 'src', 'app.ts'), APP_TS);
+  await writeFile(join(workspace, 'src', 'config.ts'), CONFIG_TS);
+  await writeFile(join(workspace, 'src', 'limits.ts'), LIMITS_TS);
   await writeFile(join(workspace, '.env'), 'API_TOKEN=never-shown\n');
   const staticRoot = await buildRenderer(join(tmp, 'renderer'));
   dev = await startDevHost({
@@ -319,6 +331,87 @@ describe('renderer flows against a real host', () => {
     await poll(() => p.locator('.pill').textContent()).toMatch(/Stopped/);
     await expect(readFile(join(workspace, 'big.txt'), 'utf8')).rejects.toThrow(/ENOENT/);
     await screenshot(p, '10-stopped');
+    expect(problems).toEqual([]);
+  });
+
+  /** Starts a session whose agent writes one file, and approves that write. */
+  async function approvedWrite(p: Page, task: string, file: string): Promise<void> {
+    await startSession(p, task);
+    const d = dialog(p);
+    await d.waitFor();
+    await poll(() => d.getByRole('heading').first().textContent()).toMatch(/change a file/);
+    await d.getByRole('button', { name: /Allow once/ }).click();
+    await d.waitFor({ state: 'detached' });
+    await poll(() => readFile(join(workspace, file), 'utf8')).not.toBe(file === 'src/config.ts' ? CONFIG_TS : LIMITS_TS);
+    await poll(() => p.locator('.pill').textContent()).toMatch(/Ready for a task/);
+  }
+
+  it('undoes an approved write from the timeline after the user reads the restore diff and approves it', async () => {
+    const p = await openApp();
+    await approvedWrite(p, 'flow:undo turn retries off', 'src/config.ts');
+    const entry = timelineEntry(p, /Write src\/config\.ts/);
+    const undo = entry.getByRole('button', { name: /^Undo to here/ });
+    await poll(() => undo.isEnabled()).toBe(true);
+    await screenshot(p, '12-undo-to-here');
+    await undo.click();
+    const d = dialog(p);
+    await d.waitFor();
+    await poll(() => d.getByRole('heading').first().textContent()).toMatch(/^Undo: put 1 file back as at checkpoint \d+\?$/);
+    expect(await d.textContent()).toMatch(/Overwrite\s*src\/config\.ts/);
+    const diff = d.getByTestId('diff');
+    await poll(() => diff.locator('tr.del').textContent()).toContain('retries = 0');
+    await poll(() => diff.locator('tr.add').textContent()).toContain('retries = 3');
+    expect(await d.getByTestId('restore-conflicts').count()).toBe(0);
+    // The file is untouched until the user allows it.
+    expect(await readFile(join(workspace, 'src', 'config.ts'), 'utf8')).toContain('retries = 0');
+    await screenshot(p, '13-undo-consent-diff');
+    expect(await contrastFailures(p, 'dialog.consent')).toEqual([]);
+    await d.getByRole('button', { name: /Allow once/ }).click();
+    await d.waitFor({ state: 'detached' });
+    await poll(() => readFile(join(workspace, 'src', 'config.ts'), 'utf8')).toBe(CONFIG_TS);
+    await poll(() => p.locator('.banner.ok').textContent()).toMatch(/Restored 1 file to checkpoint \d+/);
+    const restore = timelineEntry(p, /Undo: restore files from a checkpoint/);
+    await poll(() => restore.textContent()).toContain('asked → you allowed it once');
+    // The undo is undoable too, and every checkpoint is listed under Undo.
+    await poll(() => restore.getByRole('button', { name: /^Undo to here/ }).count()).toBe(1);
+    await p.getByRole('tab', { name: 'Undo' }).click();
+    await poll(() => p.locator('[data-checkpoint]').filter({ hasText: 'After an undo' }).count()).toBeGreaterThan(0);
+    await screenshot(p, '14-after-undo');
+    expect(await contrastFailures(p)).toEqual([]);
+    expect(await unlabelledControls(p)).toEqual([]);
+    expect(problems).toEqual([]);
+  });
+
+  it('tells the user when an undo would overwrite a file changed outside Tether, and overwrites only after an explicit second choice', async () => {
+    const p = await openApp();
+    await approvedWrite(p, 'flow:undo-conflict raise the limit', 'src/limits.ts');
+    const mine = 'export const limit = 42; // edited by hand\n';
+    await writeFile(join(workspace, 'src', 'limits.ts'), mine);
+    const undo = timelineEntry(p, /Write src\/limits\.ts/).getByRole('button', { name: /^Undo to here/ });
+    await poll(() => undo.isEnabled()).toBe(true);
+    await undo.click();
+    const warning = p.getByRole('alertdialog', { name: /changed outside Tether/ });
+    await warning.waitFor();
+    await poll(() => warning.textContent()).toMatch(/src\/limits\.ts\s*changed outside Tether since checkpoint \d+/);
+    expect(await dialog(p).count()).toBe(0); // nothing was asked yet
+    await screenshot(p, '15-undo-conflict');
+    expect(await contrastFailures(p, 'dialog.conflict')).toEqual([]);
+    // The safe choice has focus; keeping changes leaves the file alone.
+    await p.keyboard.press('Enter');
+    await warning.waitFor({ state: 'detached' });
+    expect(await readFile(join(workspace, 'src', 'limits.ts'), 'utf8')).toBe(mine);
+    await poll(() => undo.isEnabled()).toBe(true);
+    await undo.click();
+    await warning.waitFor();
+    await warning.getByRole('button', { name: /Overwrite it and continue/ }).click();
+    const d = dialog(p);
+    await d.waitFor();
+    await poll(() => d.getByTestId('restore-conflicts').textContent()).toMatch(/1 file marked below was changed outside Tether/);
+    await poll(() => d.getByTestId('diff').locator('tr.del').textContent()).toContain('limit = 42');
+    await poll(() => d.getByTestId('diff').locator('tr.add').textContent()).toContain('limit = 10');
+    await screenshot(p, '16-undo-conflict-consent');
+    await d.getByRole('button', { name: /Allow once/ }).click();
+    await poll(() => readFile(join(workspace, 'src', 'limits.ts'), 'utf8')).toBe(LIMITS_TS);
     expect(problems).toEqual([]);
   });
 

@@ -1,10 +1,11 @@
 // The renderer's pure helpers: diff parsing, syntax colouring, decision words.
 import { createTwoFilesPatch } from 'diff';
 import { describe, expect, it } from 'vitest';
-import type { DecisionView } from '../../src/common/ipc-contract.ts';
+import type { CheckpointView, DecisionView } from '../../src/common/ipc-contract.ts';
 import { decisionLabel, decisionTone } from '../../renderer/src/lib/describe.ts';
 import { parseUnifiedDiff } from '../../renderer/src/lib/diff.ts';
 import { languageFor, tokenize } from '../../renderer/src/lib/highlight.ts';
+import { changedSummary, undoPoints } from '../../renderer/src/lib/undo.ts';
 
 describe('parseUnifiedDiff', () => {
   it('numbers old and new lines of an edit', () => {
@@ -84,5 +85,33 @@ describe('decision words', () => {
   ])('%o reads "%s"', (over, label, tone) => {
     expect(decisionLabel(d(over))).toBe(label);
     expect(decisionTone(d(over))).toBe(tone);
+  });
+});
+
+describe('undoPoints', () => {
+  const cp = (seq: number, kind: CheckpointView['kind'], requestIds: string[], changed: string[] = ['a.txt']): CheckpointView => ({
+    id: seq.toString(16).padStart(40, '0'), seq, time: '2026-01-01T00:00:00Z', kind, sessionId: 's', turn: 1, requestIds,
+    changed: changed.map((path) => ({ path, status: 'modified' as const })), changedCount: changed.length,
+  });
+
+  it('undoes a request to the checkpoint just before its own, and a restore to the one before the restore', () => {
+    // Newest first, as listCheckpoints returns them.
+    const list = [cp(6, 'restore', ['undo']), cp(5, 'before-restore', ['undo']), cp(4, 'change', ['w2']), cp(3, 'change', ['w1']), cp(2, 'turn-start', ['w1']), cp(1, 'turn-start', [])];
+    const points = undoPoints(list);
+    expect(points.get('w1')?.seq).toBe(2);
+    expect(points.get('w2')?.seq).toBe(3);
+    expect(points.get('undo')?.seq).toBe(5);
+    expect(points.size).toBe(3);
+  });
+
+  it('offers no undo for a request without a checkpoint of its own, or whose earlier checkpoint was dropped', () => {
+    const points = undoPoints([cp(9, 'change', ['kept']), cp(8, 'turn-start', ['failed'])]);
+    expect(points.get('failed')).toBeUndefined();
+    expect(undoPoints([cp(9, 'change', ['oldest'])]).size).toBe(0);
+  });
+
+  it('summarises changed files with a count of the rest', () => {
+    expect(changedSummary(cp(1, 'change', [], ['a', 'b', 'c', 'd']))).toBe('4 files: a, b, c and 1 more');
+    expect(changedSummary(cp(1, 'change', [], []))).toBe('no files changed');
   });
 });

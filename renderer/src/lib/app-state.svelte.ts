@@ -4,10 +4,19 @@
 // settled (by the user, a timeout, or the stop button), never on a click alone.
 
 import type {
-  ActivityEntry, AgentCrash, AgentUpdate, ConsentQuestionView, Disclosure, GrantView, ProviderOption, SessionStatus,
-  TerminalOutput, TetherApi, AuditRecordView, AuditVerification,
+  ActivityEntry, AgentCrash, AgentUpdate, CheckpointView, ConsentQuestionView, Disclosure, GrantView, ProviderOption, SessionStatus,
+  TerminalOutput, TetherApi, AuditRecordView, AuditVerification, RestoreResultView,
 } from '../../../src/common/ipc-contract.ts';
 import { matchesFilter, type ActivityFilter } from './describe.ts';
+import { undoPoints } from './undo.ts';
+
+/** An undo the host refused because it would overwrite files changed outside Tether. */
+export interface UndoConflict {
+  readonly checkpoint: CheckpointView;
+  /** Where the undo goes back to, in words ("before “Write src/app.ts”"). */
+  readonly what: string;
+  readonly conflicts: NonNullable<RestoreResultView['conflicts']>;
+}
 
 export interface TranscriptEntry {
   readonly key: number;
@@ -40,6 +49,16 @@ export class AppState {
   connection = $state<'connecting' | 'ready' | 'lost'>('connecting');
   /** Settlements the user did not cause (timeouts, stop), to tell them what happened. */
   notice = $state<string | undefined>(undefined);
+  /** The outcome of something the user did (an undo). */
+  info = $state<string | undefined>(undefined);
+
+  /** The workspace's checkpoints, newest first. */
+  checkpoints = $state<CheckpointView[]>([]);
+  checkpointsAvailable = $state(false);
+  /** An undo is on its way (maybe waiting in the consent dialog). */
+  undoing = $state(false);
+  /** An undo waiting for the user's explicit yes to overwriting files changed outside Tether. */
+  undoConflict = $state<UndoConflict | undefined>(undefined);
 
   filter = $state<ActivityFilter>('all');
   filterText = $state('');
@@ -50,10 +69,16 @@ export class AppState {
   readonly hasSession = $derived(['starting', 'running', 'idle', 'stopping', 'stopped', 'restarting'].includes(this.session.state));
   readonly canStop = $derived(['starting', 'running', 'idle', 'restarting'].includes(this.session.state) || this.queue.length > 0);
   readonly canSend = $derived(this.session.state === 'idle' || this.session.state === 'stopped');
+  /** Request id → the checkpoint "undo to here" restores. */
+  readonly undoPoints = $derived(undoPoints(this.checkpoints));
+  /** The host refuses an undo while the agent works. */
+  readonly canUndo = $derived(this.checkpointsAvailable && !this.undoing && (this.session.state === 'idle' || this.session.state === 'stopped'));
 
   private terminalChunks: TerminalOutput[] = [];
   private readonly terminalListeners = new Set<(t: TerminalOutput) => void>();
   private nextKey = 0;
+  private loadingCheckpoints: Promise<void> | undefined;
+  private checkpointsDirty = false;
 
   constructor(api: TetherApi) {
     this.api = api;
@@ -62,12 +87,15 @@ export class AppState {
   async init(): Promise<void> {
     const a = this.api;
     a.on('sessionStatus', (s) => {
+      const was = this.session.state;
       this.session = s;
       if (s.state === 'starting') {
         this.crash = undefined;
         this.activity = [];
       }
+      if (s.state !== was && ['idle', 'stopped', 'none'].includes(s.state)) void this.refreshCheckpoints();
     });
+    a.on('checkpointsChanged', () => void this.refreshCheckpoints());
     a.on('consentAsked', (q) => {
       if (!this.queue.some((x) => x.id === q.id)) this.queue.push(q);
     });
@@ -108,6 +136,7 @@ export class AppState {
     this.grants = snap.grants;
     this.disclosureRequired = snap.disclosureRequired;
     if (snap.disclosureRequired) await this.loadDisclosure();
+    await this.refreshCheckpoints();
     this.connection = 'ready';
   }
 
@@ -212,6 +241,53 @@ export class AppState {
     if (r && !r.revoked) this.error = 'That grant no longer exists.';
     const g = await this.attempt('Could not refresh grants', () => this.api.listGrants());
     if (g) this.grants = g.grants;
+  }
+
+  /** Reloads the checkpoint list; calls during a load coalesce into one more load. */
+  refreshCheckpoints(): Promise<void> {
+    if (this.loadingCheckpoints) {
+      this.checkpointsDirty = true;
+      return this.loadingCheckpoints;
+    }
+    this.loadingCheckpoints = (async () => {
+      do {
+        this.checkpointsDirty = false;
+        try {
+          const r = await this.api.listCheckpoints();
+          this.checkpoints = r.checkpoints;
+          this.checkpointsAvailable = r.available;
+        } catch (e) {
+          this.error = `Could not load the checkpoints: ${(e as Error).message}`;
+        }
+      } while (this.checkpointsDirty);
+      this.loadingCheckpoints = undefined;
+    })();
+    return this.loadingCheckpoints;
+  }
+
+  /**
+   * "Undo to here": the host asks through the consent dialog (with the diff).
+   * Files changed outside Tether stop it before that: `undoConflict` tells the
+   * user, and only overwrite=true (their explicit choice) goes on.
+   */
+  async undoTo(checkpoint: CheckpointView, what: string, overwrite = false): Promise<void> {
+    if (this.undoing) return;
+    this.undoing = true;
+    this.undoConflict = undefined;
+    this.info = undefined;
+    try {
+      const r = await this.attempt('Undo failed', () => this.api.restoreCheckpoint({ checkpoint: checkpoint.id, ...(overwrite ? { overwriteConflicts: true } : {}) }));
+      if (!r) return;
+      if (r.conflicts && r.conflicts.length > 0) {
+        this.undoConflict = { checkpoint, what, conflicts: r.conflicts };
+        return;
+      }
+      if (r.restored) this.info = `${r.message} This undo is in the activity list and can be undone too.`;
+      else this.notice = r.message;
+    } finally {
+      this.undoing = false;
+    }
+    await this.refreshCheckpoints();
   }
 
   async refreshAudit(): Promise<void> {

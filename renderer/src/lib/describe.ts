@@ -1,5 +1,6 @@
 // Words for what the UI shows: a request in one line, a decision in one line.
 
+import { RESTORE_METHOD } from '../../../src/common/capability.ts';
 import type { ActivityEntry, DecisionView, RequestView } from '../../../src/common/ipc-contract.ts';
 
 const VERB: Readonly<Record<RequestView['action'], string>> = {
@@ -15,6 +16,7 @@ export function requestTarget(r: RequestView): string {
 }
 
 export function requestSummary(r: RequestView): string {
+  if (r.method === RESTORE_METHOD) return 'Undo: restore files from a checkpoint';
   return `${VERB[r.action]} ${requestTarget(r)}`;
 }
 
