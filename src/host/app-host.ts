@@ -173,6 +173,12 @@ export async function startAppHost(opts: AppHostOptions): Promise<AppHost> {
       listCheckpoints: () => started.listCheckpoints(),
       restoreCheckpoint: (id, o) => started.restoreCheckpoint(id, o),
       onDidCheckpoint: started.onDidCheckpoint,
+      onDidTerminalOutput: (listener) => started.onDidTerminalOutput((o) => listener({
+        terminalId: o.terminalId,
+        ...(o.command !== undefined ? { command: o.command } : {}),
+        data: o.data,
+        ...(o.exit ? { exit: o.exit } : {}),
+      })),
     };
     sessions.add(host);
     return host;

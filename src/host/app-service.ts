@@ -55,8 +55,8 @@ export interface HostSession {
   readonly onDidUpdate: Event<unknown>;
   /** The agent process ended (crash, kill, or close). */
   readonly onDidAgentExit: Event<{ readonly code: number | null; readonly signal: string | null }>;
-  /** Command output, once the sandboxed shell streams it. */
-  readonly onDidTerminalOutput?: Event<TerminalOutput>;
+  /** What commands print, while they run. */
+  readonly onDidTerminalOutput: Event<TerminalOutput>;
   /** Description of a policy rule, for "allowed by rule X". */
   describeRule?(id: string): string | undefined;
   /** Whether changes are checkpointed, so "undo to here" is possible. */
@@ -164,7 +164,6 @@ export class AppService implements ApiHandlers {
   private active: Active | undefined;
   private activity: ActivityEntry[] = [];
   private readonly rulesByRequest = new Map<string, RuleInfo[]>();
-  private readonly toolKinds = new Map<string, string>();
   private readonly sessionIds = new Set<string>();
   private readonly appSeqs = new Set<number>();
   private chosen: Set<string> | undefined;
@@ -413,7 +412,7 @@ export class AppService implements ApiHandlers {
         if (!a.closing && this.active === a && !this.disposed) void this.onAgentCrash(a, exit);
       }),
     );
-    if (session.onDidTerminalOutput) a.disposers.push(session.onDidTerminalOutput((t) => this.emit('terminalOutput', t)));
+    a.disposers.push(session.onDidTerminalOutput((t) => this.emit('terminalOutput', t)));
     const { detail: _old, stopReason: _reason, ...rest } = this.status;
     this.setStatus({ ...rest, state: 'idle', sessionId: session.id, ...(detail ? { detail } : {}) });
     this.emit('grantsChanged', { grants: this.grantViews() });
@@ -522,10 +521,8 @@ export class AppService implements ApiHandlers {
   }
 
   private onUpdate(sessionId: string, raw: unknown): void {
-    const u = agentUpdate(sessionId, raw, this.toolKinds);
-    if (!u) return;
-    this.emit('agentUpdate', u.update);
-    if (u.terminal) this.emit('terminalOutput', u.terminal);
+    const u = agentUpdate(sessionId, raw);
+    if (u) this.emit('agentUpdate', u);
   }
 
   private describeRule(id: string): string {
@@ -701,10 +698,10 @@ function auditRecordView(r: AuditRecord): AuditRecordView {
 
 /**
  * ACP `session/update` → what the UI shows. Unknown update kinds are ignored.
- * Output of `execute` tool calls is mirrored to the terminal view until the
- * sandboxed shell streams terminal output itself.
+ * Command output reaches the terminal view from the shell itself
+ * (HostSession.onDidTerminalOutput), not from the agent's reports.
  */
-export function agentUpdate(sessionId: string, raw: unknown, toolKinds: Map<string, string>): { update: AgentUpdate; terminal?: TerminalOutput } | undefined {
+export function agentUpdate(sessionId: string, raw: unknown): AgentUpdate | undefined {
   const params = raw as { update?: Record<string, unknown> } | undefined;
   const u = params?.update;
   if (!u || typeof u !== 'object') return undefined;
@@ -718,30 +715,17 @@ export function agentUpdate(sessionId: string, raw: unknown, toolKinds: Map<stri
   const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
   switch (u['sessionUpdate']) {
     case 'agent_message_chunk':
-      return { update: { sessionId, kind: 'message', text: textOf(u['content']) } };
+      return { sessionId, kind: 'message', text: textOf(u['content']) };
     case 'agent_thought_chunk':
-      return { update: { sessionId, kind: 'thought', text: textOf(u['content']) } };
+      return { sessionId, kind: 'thought', text: textOf(u['content']) };
     case 'tool_call':
     case 'tool_call_update': {
-      const toolCallId = str(u['toolCallId']) ?? '';
-      const kind = str(u['kind']);
-      if (kind) toolKinds.set(toolCallId, kind);
-      const input = u['rawInput'] as { command?: unknown } | undefined;
-      if (typeof input?.command === 'string') toolKinds.set(`${toolCallId}:command`, input.command);
       const status = str(u['status']);
-      const title = str(u['title']) ?? '';
-      const content = Array.isArray(u['content']) ? (u['content'] as unknown[]).map(textOf).filter((t) => t !== '').join('\n') : '';
-      const update: AgentUpdate = { sessionId, kind: 'tool', text: title, toolCallId, ...(status ? { status } : {}) };
-      if (toolKinds.get(toolCallId) === 'execute' && content) {
-        const line = content.endsWith('\n') ? content : `${content}\n`;
-        const command = toolKinds.get(`${toolCallId}:command`) ?? title;
-        return { update, terminal: { terminalId: toolCallId, ...(command ? { command } : {}), data: line.replace(/\r?\n/g, '\r\n') } };
-      }
-      return { update };
+      return { sessionId, kind: 'tool', text: str(u['title']) ?? '', toolCallId: str(u['toolCallId']) ?? '', ...(status ? { status } : {}) };
     }
     case 'plan': {
       const entries = Array.isArray(u['entries']) ? (u['entries'] as { content?: unknown; status?: unknown }[]) : [];
-      return { update: { sessionId, kind: 'plan', text: entries.map((e) => `${e.status === 'completed' ? '✓' : '•'} ${str(e.content) ?? ''}`).join('\n') } };
+      return { sessionId, kind: 'plan', text: entries.map((e) => `${e.status === 'completed' ? '✓' : '•'} ${str(e.content) ?? ''}`).join('\n') };
     }
     default:
       return undefined;

@@ -25,7 +25,7 @@ import type { CheckpointInfo, RestoreResult } from './checkpoints/checkpoint-typ
 import { SessionCheckpoints } from './checkpoints/session-checkpoints.ts';
 import type { Sandbox } from './sandbox/sandbox.ts';
 import { terminalHandlers } from './terminal/terminal-handlers.ts';
-import { TerminalService } from './terminal/terminal-service.ts';
+import { TerminalService, type TerminalOutputEvent } from './terminal/terminal-service.ts';
 import { WorkspaceJail } from './workspace-jail.ts';
 
 export type Provider = 'anthropic' | 'openai';
@@ -89,6 +89,9 @@ export class TetherSession {
   private readonly didCheckpoint = new Emitter<CheckpointInfo>();
   /** A checkpoint of the workspace was taken (a change, a turn start, a restore). */
   readonly onDidCheckpoint = this.didCheckpoint.event;
+  private readonly didTerminalOutput = new Emitter<TerminalOutputEvent>();
+  /** What the agent's commands print, while they run (batched and bounded by the TerminalService). */
+  readonly onDidTerminalOutput = this.didTerminalOutput.event;
   private closed = false;
   private readonly disposers: (() => void)[] = [];
 
@@ -192,7 +195,10 @@ export class TetherSession {
     });
     updates.event((n) => session.didUpdate.fire(n));
     const stopCheckpointEvents = opts.checkpoints?.onDidCheckpoint((c) => session.didCheckpoint.fire(c));
-    session.disposers.push(() => stopCheckpointEvents?.());
+    const stopOutputEvents = terminals?.onDidOutput((o) => {
+      if (o.sessionId === session.id) session.didTerminalOutput.fire(o);
+    });
+    session.disposers.push(() => stopCheckpointEvents?.(), () => stopOutputEvents?.());
     await opts.audit.append({ type: 'session.start', session: session.id, actor, detail: { workspace: jail.root, provider: opts.model.provider, model: opts.model.model } });
     void agent.exited.then(async (exit) => {
       session.broker.halt('the agent process exited');

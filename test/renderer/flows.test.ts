@@ -18,6 +18,7 @@ import { toolHistory, type ModelScript, type ScriptedConversation } from '../../
 import { buildRenderer, contrastFailures, launchChromium, screenshot, unlabelledControls, watchProblems } from './support/browser.ts';
 
 const APP_TS = `export function greet(name: string): string {\n  // Say hello.\n  return 'Hello ' + name;\n}\n`;
+const LIVE_COMMAND = "printf 'tick %s\\n' 1; sleep 4; printf 'tick %s\\n' 2";
 const CONFIG_TS = 'export const retries = 3;\n';
 const LIMITS_TS = 'export const limit = 10;\n';
 
@@ -61,6 +62,10 @@ const script: ModelScript = async (conv) => {
   if (task.includes('flow:terminal')) {
     if (calls === 0) return { toolCalls: [{ name: 'run_command', input: { command: 'echo hello from the sandbox && ls src' } }] };
     return { text: 'The command ran.' };
+  }
+  if (task.includes('flow:live')) {
+    if (calls === 0) return { toolCalls: [{ name: 'run_command', input: { command: LIVE_COMMAND } }] };
+    return { text: 'The slow script finished.' };
   }
   if (task.includes('flow:deny-command')) {
     if (calls === 0) return { text: 'Cleaning the build folder.', toolCalls: [{ name: 'run_command', input: { command: 'rm -rf build' } }] };
@@ -316,6 +321,31 @@ describe('renderer flows against a real host', () => {
     await poll(() => rows.textContent()).toContain('app.ts');
     await poll(() => timelineEntry(p, /Run echo hello/).textContent()).toContain('asked → you allowed it once');
     await screenshot(p, '09-terminal');
+    expect(problems).toEqual([]);
+  });
+
+  it('streams command output into the terminal view while the command is still running', async () => {
+    const p = await openApp();
+    await startSession(p, 'flow:live run the slow script');
+    const d = dialog(p);
+    await d.waitFor();
+    await poll(() => d.getByTestId('command').textContent()).toBe(LIVE_COMMAND);
+    await d.getByRole('button', { name: /Allow once/ }).click();
+    await d.waitFor({ state: 'detached' });
+    await p.getByRole('tab', { name: 'Terminal' }).click();
+    const rows = p.locator('.xterm-rows');
+    await rows.waitFor();
+    await poll(() => rows.textContent()).toContain('tick 1');
+    // The command sleeps before its second line: it is still running.
+    const now = (await rows.textContent())!;
+    expect(now).toContain(`$ ${LIVE_COMMAND}`);
+    expect(now).not.toContain('tick 2');
+    expect(now).not.toContain('[exited');
+    expect(await p.locator('.pill').textContent()).toMatch(/Agent working/);
+    await screenshot(p, '17-terminal-live');
+    await poll(() => rows.textContent()).toContain('tick 2');
+    await poll(() => rows.textContent()).toContain('[exited with code 0]');
+    await poll(() => p.locator('.pill').textContent()).toMatch(/Ready for a task/);
     expect(problems).toEqual([]);
   });
 
