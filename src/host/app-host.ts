@@ -1,34 +1,22 @@
-// Assembles the desktop app's host: one policy engine, one audit log and one
-// egress gateway for the app's lifetime, and an AppService that starts real
-// TetherSessions on them. The Electron main process (utilityProcess agent,
+// Assembles the desktop app's host: HostCore (policy, signed audit, egress
+// gateway, sandbox, checkpoints; host-core.ts) for the app's lifetime, the
+// scripted demo model, and an AppService that starts real TetherSessions on
+// them, one after another. The Electron main process (utilityProcess agent,
 // native folder picker) and the dev bridge (forked agent, fixed workspace)
 // differ only in what they pass in here.
 
-import { randomUUID } from 'node:crypto';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { ProviderOption } from '../common/ipc-contract.ts';
 import type { AgentStarter } from './agent-starter.ts';
 import { AppService, JsonFileSettings, type HostSession, type RestartPolicy, type SessionRequest } from './app-service.ts';
 import { SignedAuditView } from './audit-view.ts';
-import { SignedAuditLog } from './audit/signed-audit-log.ts';
 import type { KeyStore } from './keychain/key-store.ts';
-import { KeyringKeyStore } from './keychain/keyring-key-store.ts';
-import { EgressGateway, envApiKey, type ApiKeySource, type ModelProvider } from './egress/gateway.ts';
-import { CheckpointStore } from './checkpoints/checkpoint-store.ts';
-import { CedarPolicyEngine } from './policy/cedar-policy-engine.ts';
-import { BubblewrapSandbox } from './sandbox/bubblewrap-sandbox.ts';
+import { envApiKey, type ApiKeySource, type ModelProvider } from './egress/gateway.ts';
+import { DEFAULT_BASE_URLS, DEFAULT_MODELS, HostCore } from './host-core.ts';
 import { createDemoScript, DEMO_MODEL, startScriptedModel, type ModelScript, type ScriptedModelServer } from './scripted-model.ts';
-import { TetherSession } from './session.ts';
 
-export const DEFAULT_BASE_URLS: Readonly<Record<ModelProvider, string>> = {
-  anthropic: 'https://api.anthropic.com',
-  openai: 'https://api.openai.com/v1',
-};
-export const DEFAULT_MODELS: Readonly<Record<ModelProvider, string>> = {
-  anthropic: 'claude-sonnet-4-5',
-  openai: 'gpt-5',
-};
+export { DEFAULT_BASE_URLS, DEFAULT_MODELS };
 
 export interface AppHostOptions {
   /** Settings and the audit log live here (the app's userData folder). */
@@ -69,7 +57,6 @@ export interface AppHost {
 }
 
 export async function startAppHost(opts: AppHostOptions): Promise<AppHost> {
-  const auditDir = join(opts.dataDir, 'audit');
   // The demo provider's model: a loopback server, started now so policy knows its address.
   const scripted = await startScriptedModel({ script: opts.demoScript ?? createDemoScript() });
   const upstream: Readonly<Record<ModelProvider | 'scripted', string>> = {
@@ -77,33 +64,25 @@ export async function startAppHost(opts: AppHostOptions): Promise<AppHost> {
     openai: opts.baseUrls?.openai ?? DEFAULT_BASE_URLS.openai,
     scripted: scripted.url,
   };
-  let policy: CedarPolicyEngine;
+  let core: HostCore;
   try {
-    policy = await CedarPolicyEngine.load({
-      userFiles: [...(opts.policyFiles ?? [])],
-      managedFiles: [...(opts.managedPolicyFiles ?? [])],
-      protectedPaths: [auditDir, opts.dataDir],
+    core = await HostCore.start({
+      dataDir: opts.dataDir,
+      ...(opts.policyFiles ? { policyFiles: opts.policyFiles } : {}),
+      ...(opts.managedPolicyFiles ? { managedPolicyFiles: opts.managedPolicyFiles } : {}),
       modelProviders: Object.values(upstream),
+      ...(opts.keyStore ? { keyStore: opts.keyStore } : {}),
+      ...(opts.allowUnsignedAudit ? { allowUnsignedAudit: true } : {}),
+      getApiKey: opts.getApiKey ?? envApiKey,
+      ...(opts.commands !== undefined ? { commands: opts.commands } : {}),
+      ...(opts.checkpoints !== undefined ? { checkpoints: opts.checkpoints } : {}),
+      ...(opts.networkDomains ? { networkDomains: opts.networkDomains } : {}),
     });
   } catch (e) {
     await scripted.close();
     throw e;
   }
-  let audit: SignedAuditLog;
-  try {
-    audit = await SignedAuditLog.open({
-      dir: auditDir,
-      keyStore: opts.keyStore ?? new KeyringKeyStore(),
-      ...(opts.allowUnsignedAudit ? { allowUnsigned: true } : {}),
-      onWarning: (m) => console.error(`tether: audit: ${m}`),
-    });
-  } catch (e) {
-    await scripted.close();
-    throw e;
-  }
-  const sandbox = opts.commands === false ? undefined : await BubblewrapSandbox.create({ protectedPaths: [auditDir, opts.dataDir, ...policy.files.map((f) => f.file)] });
-  const getApiKey = opts.getApiKey ?? envApiKey;
-  const gateway = await EgressGateway.start({ getApiKey });
+  const { policy, audit, auditDir } = core;
   const sessions = new Set<HostSession>();
 
   const providers = (): ProviderOption[] => [
@@ -117,63 +96,38 @@ export async function startAppHost(opts: AppHostOptions): Promise<AppHost> {
   };
 
   const startSession = async (req: SessionRequest): Promise<HostSession> => {
-    const gwId = randomUUID();
     const route = req.provider === 'scripted'
       ? { provider: 'anthropic' as const, model: req.model ?? DEMO_MODEL, upstream: upstream.scripted }
       : { provider: req.provider, model: req.model ?? DEFAULT_MODELS[req.provider], upstream: upstream[req.provider] };
-    // Model calls are brokered like any other request; until the session exists, nothing is allowed.
-    let session: TetherSession | undefined;
-    const gw = gateway.openSession({
-      sessionId: gwId,
+    const started = await core.startSession({
+      workspace: req.workspace,
       provider: route.provider,
+      model: route.model,
       upstreamBaseUrl: route.upstream,
-      requireApiKey: !isLoopback(route.upstream),
-      authorize: async (info) => {
-        if (!session) throw new Error('no session is running');
-        await session.authorizeModelCall(info);
-      },
+      consent: req.consent,
+      consentTimeoutMs: req.consentTimeoutMs,
+      starter: opts.starter(),
+      ...(opts.maxTurns ? { maxTurns: opts.maxTurns } : {}),
     });
-    const checkpoints = opts.checkpoints === false ? undefined : await CheckpointStore.open({ workspace: req.workspace, dataDir: opts.dataDir });
-    try {
-      session = await TetherSession.start({
-        workspace: req.workspace,
-        policy,
-        audit,
-        consent: req.consent,
-        model: { provider: route.provider, model: route.model, baseUrl: gw.baseUrl, token: gw.token },
-        starter: opts.starter(),
-        consentTimeoutMs: req.consentTimeoutMs,
-        ...(opts.maxTurns ? { maxTurns: opts.maxTurns } : {}),
-        ...(checkpoints ? { checkpoints } : {}),
-        ...(sandbox ? { sandbox } : {}),
-        ...(opts.networkDomains ? { networkDomains: opts.networkDomains } : {}),
-      });
-    } catch (e) {
-      gateway.closeSession(gwId);
-      await checkpoints?.close();
-      throw e;
-    }
-    const started = session;
+    const s = started.session;
     const host: HostSession = {
-      id: started.id,
-      broker: started.broker,
-      grants: started.grants,
-      onDidUpdate: started.onDidUpdate,
-      onDidAgentExit: started.onDidAgentExit,
-      prompt: (task) => started.prompt(task),
-      stop: (reason) => started.stop(reason),
+      id: s.id,
+      broker: s.broker,
+      grants: s.grants,
+      onDidUpdate: s.onDidUpdate,
+      onDidAgentExit: s.onDidAgentExit,
+      prompt: (task) => s.prompt(task),
+      stop: (reason) => s.stop(reason),
       close: async () => {
         sessions.delete(host);
-        gateway.closeSession(gwId);
         await started.close();
-        await checkpoints?.close();
       },
       describeRule: (id) => policy.rule(id)?.description,
-      checkpointsEnabled: started.checkpointsEnabled,
-      listCheckpoints: () => started.listCheckpoints(),
-      restoreCheckpoint: (id, o) => started.restoreCheckpoint(id, o),
-      onDidCheckpoint: started.onDidCheckpoint,
-      onDidTerminalOutput: (listener) => started.onDidTerminalOutput((o) => listener({
+      checkpointsEnabled: s.checkpointsEnabled,
+      listCheckpoints: () => s.listCheckpoints(),
+      restoreCheckpoint: (id, o) => s.restoreCheckpoint(id, o),
+      onDidCheckpoint: s.onDidCheckpoint,
+      onDidTerminalOutput: (listener) => s.onDidTerminalOutput((o) => listener({
         terminalId: o.terminalId,
         ...(o.command !== undefined ? { command: o.command } : {}),
         data: o.data,
@@ -205,20 +159,8 @@ export async function startAppHost(opts: AppHostOptions): Promise<AppHost> {
     sessions: () => [...sessions],
     async close() {
       await service.dispose();
-      for (const s of [...sessions]) await s.close().catch(() => undefined);
-      await gateway.close();
-      await sandbox?.dispose();
+      await core.close();
       await scripted.close();
-      await audit.close();
     },
   };
-}
-
-function isLoopback(url: string): boolean {
-  try {
-    const h = new URL(url).hostname;
-    return h === '127.0.0.1' || h === 'localhost' || h === '[::1]' || h.startsWith('127.');
-  } catch {
-    return false;
-  }
 }
