@@ -16,12 +16,17 @@ export async function buildRenderer(outDir: string): Promise<string> {
   return outDir;
 }
 
-/** Chromium with a fresh, empty profile in `userDataDir` (a new temporary folder per run). */
-export async function launchChromium(userDataDir: string, viewport = { width: 1280, height: 800 }): Promise<BrowserContext> {
+/**
+ * Chromium with a fresh, empty profile in `userDataDir` (a new temporary folder per run).
+ * Browser zoom is emulated exactly: at 200% a 1280×800 window lays out as 640×400 CSS
+ * pixels with devicePixelRatio 2, which is what `{ width: 640, height: 400 }, 2` gives.
+ */
+export async function launchChromium(userDataDir: string, viewport = { width: 1280, height: 800 }, deviceScaleFactor = 1): Promise<BrowserContext> {
   return chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
     viewport,
+    deviceScaleFactor,
     args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic'],
   });
 }
@@ -108,4 +113,81 @@ export function unlabelledControls(page: Page): Promise<string[]> {
     }
     return out;
   });
+}
+
+/**
+ * Elements whose content spills out of their box, or is cut off with no sign
+ * of it (overflow hidden without an ellipsis), or that reach past the right
+ * edge; and the page scrolling sideways. Scroll containers are fine.
+ */
+export function overflowing(page: Page, scope = 'body'): Promise<string[]> {
+  return page.evaluate((scope) => {
+    const out: string[] = [];
+    const doc = document.documentElement;
+    if (doc.scrollWidth > window.innerWidth + 1) out.push(`the page scrolls sideways: ${doc.scrollWidth} > ${window.innerWidth}`);
+    const root = document.querySelector(scope);
+    if (!root) return out;
+    for (const el of root.querySelectorAll<HTMLElement>('*')) {
+      if (el.closest('.xterm, [hidden], .visually-hidden') || el.offsetParent === null) continue;
+      const st = getComputedStyle(el);
+      if (st.display === 'inline' || st.display === 'contents') continue;
+      const wider = el.scrollWidth > el.clientWidth + 1;
+      const spills = st.overflowX === 'visible' && wider;
+      // Clipped without a sign of it (no ellipsis, no scrollbar): the rest cannot be read.
+      const cut = (st.overflowX === 'hidden' || st.overflowX === 'clip') && wider && st.textOverflow !== 'ellipsis';
+      const outside = el.getBoundingClientRect().right > window.innerWidth + 1;
+      const what = spills ? `content ${el.scrollWidth}px spills out of ${el.clientWidth}px` : cut ? `content ${el.scrollWidth}px cut off at ${el.clientWidth}px` : outside ? 'reaches past the right edge' : '';
+      if (what) out.push(`${el.tagName.toLowerCase()}.${[...el.classList].join('.')} "${(el.textContent ?? '').trim().slice(0, 40)}" ${what}`);
+    }
+    return out;
+  }, scope);
+}
+
+/**
+ * Walks the page with Tab (by default, enough presses for a full round) and reports every enabled,
+ * visible control in `scope` that focus never reached, or that was cut off or
+ * covered when focused (its centre off screen, or another element on top).
+ * Controls of the xterm mirror are left out (its helper textarea is for screen readers).
+ */
+export async function keyboardReach(page: Page, scope: string, maxTabs?: number): Promise<{ controls: number; unreached: string[]; hidden: string[] }> {
+  const controls = await page.evaluate((scope) => {
+    const root = document.querySelector(scope);
+    let n = 0;
+    for (const el of root?.querySelectorAll<HTMLElement>('button, input, select, textarea, a[href], [tabindex]') ?? []) {
+      delete el.dataset['reach'];
+      if (el.closest('.xterm, [hidden], [inert]') || el.offsetParent === null || (el as HTMLButtonElement).disabled || el.tabIndex < 0) continue;
+      el.dataset['reach'] = String(n++);
+    }
+    return n;
+  }, scope);
+  const reached = new Set<string>();
+  const hidden = new Set<string>();
+  // One full round of the tab order, with room for stops outside the scope.
+  const presses = maxTabs ?? controls * 2 + 10;
+  for (let i = 0; i < presses && reached.size < controls; i++) {
+    await page.keyboard.press('Tab');
+    const seen = await page.evaluate(() => {
+      const el = document.activeElement as HTMLElement | null;
+      const id = el?.dataset['reach'];
+      if (!el || id === undefined) return undefined;
+      const r = el.getBoundingClientRect();
+      const x = r.left + r.width / 2;
+      const y = r.top + r.height / 2;
+      const onScreen = x >= 0 && y >= 0 && x <= window.innerWidth && y <= window.innerHeight;
+      const top = onScreen ? document.elementFromPoint(x, y) : null;
+      const visible = onScreen && top !== null && (top === el || el.contains(top));
+      return { id, visible, label: `${el.tagName.toLowerCase()} "${(el.getAttribute('aria-label') ?? el.textContent ?? '').trim().slice(0, 50)}"` };
+    });
+    if (!seen) continue;
+    reached.add(seen.id);
+    if (!seen.visible) hidden.add(seen.label);
+  }
+  const unreached = await page.evaluate(({ scope, reached }) => {
+    const out: string[] = [];
+    for (const el of document.querySelector(scope)?.querySelectorAll<HTMLElement>('[data-reach]') ?? []) {
+      if (!reached.includes(el.dataset['reach']!)) out.push(`${el.tagName.toLowerCase()} "${(el.getAttribute('aria-label') ?? el.textContent ?? '').trim().slice(0, 50)}"`);
+    }
+    return out;
+  }, { scope, reached: [...reached] });
+  return { controls, unreached, hidden: [...hidden] };
 }
