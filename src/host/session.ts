@@ -153,6 +153,7 @@ export class TetherSession {
     const fail = async (e: unknown): Promise<never> => {
       agent.kill();
       connection.close();
+      await jail.close();
       throw new SessionError(`the agent process did not start a session: ${(e as Error).message}`);
     };
 
@@ -261,6 +262,7 @@ export class TetherSession {
     this.agent.kill();
     await this.agent.exited;
     await this.terminals?.dispose();
+    await this.jail.close();
   }
 }
 
