@@ -160,6 +160,7 @@ export class TetherSession {
     const fail = async (e: unknown): Promise<never> => {
       agent.kill();
       connection.close();
+      await jail.close();
       throw new SessionError(`the agent process did not start a session: ${(e as Error).message}`);
     };
 
@@ -283,6 +284,7 @@ export class TetherSession {
     this.agent.kill();
     await this.agent.exited;
     await this.terminals?.dispose();
+    await this.jail.close();
     for (const d of this.disposers.splice(0)) d();
   }
 }
