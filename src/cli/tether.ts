@@ -28,7 +28,7 @@ run options:
   --managed-policy FILE    add a managed (MDM) policy file (repeatable); highest precedence
   --on-ask deny|allow      answer for "ask" decisions when there is no terminal (default deny)
   --audit-dir DIR          where the audit log goes (default: DATA_DIR/audit)
-  --data-dir DIR           Tether's data directory, for checkpoints (default: $TETHER_DATA_DIR or the platform's)
+  --data-dir DIR           Tether's data directory, for checkpoints and the audit log (default: $TETHER_DATA_DIR or the platform's)
   --no-checkpoints         do not checkpoint the agent's changes (they cannot be undone)
   --no-commands            do not offer the agent shell commands at all
   --allow-domain D         a domain commands may reach through the sandbox proxy, if policy allows (repeatable)

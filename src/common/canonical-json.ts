@@ -7,8 +7,6 @@
 // arrays, strings with nothing to escape quoted without JSON.stringify, small
 // key lists sorted in place, and quoted keys remembered (bounded).
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
 /** True when JSON.stringify would only add quotes: no control character, quote, backslash or surrogate. */
 function plain(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
@@ -20,7 +18,7 @@ function plain(s: string): boolean {
 
 function str(s: string): string {
   if (plain(s)) return '"' + s + '"';
-  if (LONE_SURROGATE.test(s)) throw new TypeError('canonical JSON: string contains a lone surrogate');
+  if (!s.isWellFormed()) throw new TypeError('canonical JSON: string contains a lone surrogate');
   return JSON.stringify(s);
 }
 

@@ -21,6 +21,9 @@ export const ACTION_KIND: Readonly<Record<CapabilityAction, CapabilityKind>> = {
   exec: 'exec', net: 'net', model: 'model',
 };
 
+/** The method of a restore from a checkpoint ("undo to here"): a write to the whole workspace the user started. */
+export const RESTORE_METHOD = 'tether/restore';
+
 /** A file-system target after resolution by the workspace jail. */
 export interface ResolvedPath {
   /** Canonical absolute path (symlinks in the parent resolved). */

@@ -9,11 +9,13 @@
 //     denies the request; nothing here falls back to allow.
 //  3. A grant can turn "ask" into allow; nothing turns "deny" into allow.
 //  4. After `halt()` (stop button, kill switch) every pending and new request
-//     is denied until `resume()`.
+//     is denied until `resume()`, except new requests the user started from
+//     Tether itself (a restore: `userInitiated`), which are still decided.
 //  5. The outcome record is appended before the result goes back, but the
-//     reply does not wait for its fsync: it rides the next group commit (and
-//     `settled()` / the writer's close). A crash in that window can lose an
-//     outcome, never a decision.
+//     reply does not wait for its fsync: it is a deferred append that rides
+//     the next group commit (the next decision's, or a few ms later on its
+//     own; `settled()` and the writer's close wait for it). A crash in that
+//     window can lose an outcome, never a decision.
 
 import type { AuditActor, AuditOutcome, AuditRequest } from '../common/audit-record.ts';
 import type { CapabilityRequest } from '../common/capability.ts';
@@ -62,6 +64,12 @@ export interface ExecuteOptions<T> {
   readonly effect: () => Promise<EffectResult<T>>;
   /** Aborts a pending consent question (agent cancelled the request). */
   readonly signal?: AbortSignal;
+  /**
+   * The user started this from Tether itself (a restore), not the agent: a
+   * halt of the agent (the stop button) does not deny it. Policy, consent and
+   * audit apply as to any request; halting while it is pending still denies it.
+   */
+  readonly userInitiated?: boolean;
 }
 
 /** One part of a compound request (a command of a shell line, a file it writes). */
@@ -339,7 +347,7 @@ export class Broker {
   }
 
   private async decide<T>(request: CapabilityRequest, options: ExecuteOptions<T>): Promise<FinalDecision> {
-    if (this.halted !== undefined) {
+    if (this.halted !== undefined && !options.userInitiated) {
       return deny({ effect: 'deny', policyIds: [], reason: this.halted }, 'kill-switch', this.halted);
     }
     let policy: PolicyDecision;
@@ -450,7 +458,7 @@ export class Broker {
       actor: this.opts.actor,
       request: { id: request.id, method: request.method, action: request.action, kind: request.kind },
       outcome,
-    });
+    }, { deferred: true });
     return receipt.seq;
   }
 }

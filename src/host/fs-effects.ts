@@ -20,13 +20,17 @@
 // after the first check is refused; what changes between that last check and
 // the rename itself is replaced by the rename, never followed.
 //
+// Reads, writes and lists make their calls in place on a local file system and
+// through the thread pool elsewhere or above SYNC_MAX_BYTES (fs-io.ts); fsync
+// always goes to the thread pool. Delete, move and search use the thread pool.
+//
 // Not done here: policy (the broker decides first), anything outside the
 // workspace (refused even if a policy allowed it), owner and extended
 // attributes of a replaced file (a write keeps the permission bits only, not
 // setuid/setgid).
 
 import { createHash, randomBytes } from 'node:crypto';
-import { constants as C, type BigIntStats, lstatSync, type Stats } from 'node:fs';
+import { constants as C, type BigIntStats, opendirSync, type Stats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +38,7 @@ import { Worker } from 'node:worker_threads';
 import type { PathIdentity, ResolvedPath } from '../common/capability.ts';
 import { LIMITS } from '../common/limits.ts';
 import type { DirEntry, ListResult, SearchResult, StatResult } from '../common/protocol.ts';
+import * as io from './fs-io.ts';
 import type { SearchJob, SearchReply } from './fs-search-worker.ts';
 import { type DirAnchor, errCode, fold, idOf, PathChanged, typeOf, type WorkspaceJail } from './workspace-jail.ts';
 
@@ -137,13 +142,14 @@ export class FsEffects {
     if (t.type === 'directory') throw new FsEffectError('not-a-file', `${t.path} is a directory; list it instead`);
     if (t.type !== 'file') throw new FsEffectError('not-a-file', `${t.path} is a ${t.type ?? 'special file'}, not a regular file`);
     return this.withDir(id.dir, id.dirId, async (dir) => {
-      const { fh, st } = await openChecked(dir, t, READ_FLAGS);
+      const sync = this.inPlace(dir, t);
+      const { fd, st } = await openChecked(dir, t, READ_FLAGS, sync);
       try {
         const ranged = opts.line != null || opts.limit != null;
         const first = opts.line ?? 1;
         const count = opts.limit ?? Infinity;
-        if (ranged && st.size > BigInt(LIMITS.maxReadBytes)) return await readLineRange(fh, t.path, first, count);
-        const buf = await readUpTo(fh, Number(st.size), LIMITS.maxReadBytes);
+        if (ranged && st.size > BigInt(LIMITS.maxReadBytes)) return await readLineRange(fd, t.path, first, count);
+        const buf = await readUpTo(fd, Number(st.size), LIMITS.maxReadBytes, sync);
         if (buf === undefined) {
           throw new FsEffectError('too-large', `${t.path} is over ${LIMITS.maxReadBytes} bytes; read it in parts with line and limit`);
         }
@@ -151,7 +157,7 @@ export class FsEffects {
         const text = buf.toString('utf8');
         return { content: ranged ? sliceLines(text, first, count) : text, bytes: buf.length, sha256: sha256(buf) };
       } finally {
-        await fh.close();
+        await io.closeFd(fd, sync);
       }
     });
   }
@@ -173,12 +179,13 @@ export class FsEffects {
       let mode: number | undefined;
       if (t.exists) {
         // O_NOFOLLOW + identity check: the same test as expectSame, and the file is then open for its hash.
-        const { fh, st } = await openChecked(dir, t, READ_FLAGS);
+        const sync = this.inPlace(dir, t);
+        const { fd, st } = await openChecked(dir, t, READ_FLAGS, sync);
         try {
           mode = Number(st.mode) & 0o777;
-          preSha256 = await hashHandle(fh, Number(st.size));
+          preSha256 = await hashFile(fd, Number(st.size), sync);
         } finally {
-          await fh.close();
+          await io.closeFd(fd, sync);
         }
       } else {
         expectSame(t, await lstatEntry(dir, name));
@@ -196,34 +203,24 @@ export class FsEffects {
     if (!t.exists || id.target === undefined) throw notFound(t);
     if (t.type !== 'directory') throw new FsEffectError('not-a-directory', `${t.path} is not a directory; read it instead`);
     return this.withDir(t.path, id.target, async (dir) => {
-      const entries: DirEntry[] = [];
-      let truncated = false;
-      for await (const e of await fsp.opendir(dir.self, { bufferSize: 256 })) {
-        if (entries.length >= LIMITS.maxListEntries) {
-          truncated = true;
-          break;
-        }
-        entries.push({ name: e.name, type: typeOf(e) });
-      }
+      const { entries, truncated } = await readEntries(dir, LIMITS.maxListEntries);
       entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       // Sizes for files; a real type where the file system gave none (d_type unknown).
-      // Synchronous lstat in batches of 64 with a yield in between: ~2 µs each on a
-      // local disk against ~10 µs through the thread pool, at the price of blocking
-      // the event loop for one batch (longer on a slow network file system).
+      // In batches of 64: in place with a yield between batches, or 64 at a time on the thread pool.
       const toStat = entries.filter((e) => e.type === 'file' || e.type === 'other');
       for (let i = 0; i < toStat.length; i += 64) {
-        if (i > 0) await new Promise((resolve) => setImmediate(resolve));
-        for (const e of toStat.slice(i, i + 64)) {
+        if (i > 0 && dir.syncIo) await new Promise((resolve) => setImmediate(resolve));
+        await Promise.all(toStat.slice(i, i + 64).map(async (e) => {
           let st: Stats | undefined;
           try {
-            st = lstatSync(dir.entry(e.name), { throwIfNoEntry: false });
+            st = await io.lstatNum(dir.entry(e.name), dir.syncIo);
           } catch {
-            continue; // unreadable entry: listed with the type readdir gave
+            return; // unreadable entry: listed with the type readdir gave
           }
-          if (!st) continue;
+          if (!st) return;
           e.type = typeOf(st);
           if (st.isFile()) e.size = st.size;
-        }
+        }));
       }
       return { path: t.path, entries, truncated };
     });
@@ -236,10 +233,7 @@ export class FsEffects {
     if (t.path === this.jail.root) {
       st = await this.withDir(t.path, id.target, (dir) => dir.stat());
     } else if (id.dir === path.dirname(t.path)) {
-      st = await this.withDir(id.dir, id.dirId, (dir) => fsp.lstat(dir.entry(path.basename(t.path))).catch((e: unknown) => {
-        if (errCode(e) === 'ENOENT') return undefined;
-        throw e;
-      }));
+      st = await this.withDir(id.dir, id.dirId, (dir) => io.lstatNum(dir.entry(path.basename(t.path)), dir.syncIo));
     }
     if (!st) return { path: t.path, exists: false };
     return { path: t.path, exists: true, type: typeOf(st), size: st.size, mtimeMs: st.mtimeMs };
@@ -279,11 +273,12 @@ export class FsEffects {
       }
       let preSha256: string | undefined;
       if (st!.isFile()) {
-        const { fh, st: fst } = await openChecked(dir, t, READ_FLAGS);
+        const sync = this.inPlace(dir, t);
+        const { fd, st: fst } = await openChecked(dir, t, READ_FLAGS, sync);
         try {
-          preSha256 = await hashHandle(fh, Number(fst.size));
+          preSha256 = await hashFile(fd, Number(fst.size), sync);
         } finally {
-          await fh.close();
+          await io.closeFd(fd, sync);
         }
       }
       await dir.verify();
@@ -324,11 +319,12 @@ export class FsEffects {
       if (!sameEntry) expectSame(to, existing);
       let preSha256: string | undefined;
       if (existing?.isFile()) {
-        const { fh, st } = await openChecked(dst, to, READ_FLAGS);
+        const sync = this.inPlace(dst, to);
+        const { fd, st } = await openChecked(dst, to, READ_FLAGS, sync);
         try {
-          preSha256 = await hashHandle(fh, Number(st.size));
+          preSha256 = await hashFile(fd, Number(st.size), sync);
         } finally {
-          await fh.close();
+          await io.closeFd(fd, sync);
         }
       }
       await src.verify();
@@ -392,6 +388,11 @@ export class FsEffects {
     return t.identity;
   }
 
+  /** Calls on this file may run in place: its directory's may, and the file is on the root's device too (not a mount of its own). */
+  private inPlace(dir: DirAnchor, t: ResolvedPath): boolean {
+    return dir.syncIo && this.jail.inPlace(t.identity?.target);
+  }
+
   private notRoot(t: ResolvedPath, verb: string): void {
     if (t.path === this.jail.root) throw new FsEffectError('root', `will not ${verb} the workspace root itself`);
   }
@@ -417,7 +418,7 @@ export class FsEffects {
     try {
       for (const part of parent.slice(id.dir.length + 1).split(path.sep)) {
         try {
-          await fsp.mkdir(cur.entry(part));
+          await io.mkdir(cur.entry(part), cur.syncIo);
           created.push(path.join(cur.path, part));
         } catch (e) {
           if (errCode(e) !== 'EEXIST') throw e;
@@ -434,21 +435,22 @@ export class FsEffects {
 
   /** Writes `data` to a new temp file in `dir` and renames it to `name`; `recheck` runs just before the rename. */
   private async replace(dir: DirAnchor, name: string, data: Buffer, mode: number | undefined, recheck: () => Promise<void>): Promise<void> {
+    const sync = dir.syncIo;
     const tmpName = `.tether-${randomBytes(8).toString('hex')}.tmp`;
     const tmp = dir.entry(tmpName);
-    const fh = await fsp.open(tmp, CREATE_FLAGS, mode ?? 0o666);
+    const fd = await io.openFd(tmp, CREATE_FLAGS, mode ?? 0o666, sync);
     try {
       try {
-        await Promise.all([mode !== undefined ? fh.chmod(mode) : undefined, fh.writeFile(data)]);
-        if (this.durable) await fh.sync();
+        await Promise.all([mode !== undefined ? io.fchmod(fd, mode, sync) : undefined, io.writeAll(fd, data, sync && data.length <= io.SYNC_MAX_BYTES)]);
+        if (this.durable) await io.fsyncFd(fd);
       } finally {
-        await fh.close();
+        await io.closeFd(fd, sync);
       }
       await dir.verify();
       await recheck();
-      await fsp.rename(tmp, dir.entry(name));
+      await io.rename(tmp, dir.entry(name), sync);
     } catch (e) {
-      await fsp.unlink(tmp).catch(() => undefined);
+      await io.unlink(tmp, sync).catch(() => undefined);
       throw e;
     }
     await this.syncDir(dir);
@@ -571,12 +573,31 @@ function runSearchWorker(job: SearchJob, hardLimitMs: number): Promise<SearchRes
   });
 }
 
-async function lstatEntry(dir: DirAnchor, name: string): Promise<BigIntStats | undefined> {
+function lstatEntry(dir: DirAnchor, name: string): Promise<BigIntStats | undefined> {
+  return io.lstatBig(dir.entry(name), dir.syncIo);
+}
+
+/** Up to `max` entries of the directory (d_type as readdir gives it); truncated when there were more. */
+async function readEntries(dir: DirAnchor, max: number): Promise<{ entries: DirEntry[]; truncated: boolean }> {
+  const entries: DirEntry[] = [];
+  if (!dir.syncIo) {
+    for await (const e of await fsp.opendir(dir.self, { bufferSize: 256 })) {
+      if (entries.length >= max) return { entries, truncated: true };
+      entries.push({ name: e.name, type: typeOf(e) });
+    }
+    return { entries, truncated: false };
+  }
+  // In place, yielding to the event loop every 256 entries.
+  const d = opendirSync(dir.self, { bufferSize: 256 });
   try {
-    return await fsp.lstat(dir.entry(name), { bigint: true });
-  } catch (e) {
-    if (errCode(e) === 'ENOENT') return undefined;
-    throw e;
+    for (let e = d.readSync(); e !== null; e = d.readSync()) {
+      if (entries.length >= max) return { entries, truncated: true };
+      entries.push({ name: e.name, type: typeOf(e) });
+      if (entries.length % 256 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    return { entries, truncated: false };
+  } finally {
+    d.closeSync();
   }
 }
 
@@ -592,10 +613,10 @@ function expectSame(t: ResolvedPath, st: BigIntStats | undefined): void {
 }
 
 /** Opens the target without following a final symlink and checks it is the file resolution saw. */
-async function openChecked(dir: DirAnchor, t: ResolvedPath, flags: number): Promise<{ fh: fsp.FileHandle; st: BigIntStats }> {
-  let fh: fsp.FileHandle;
+async function openChecked(dir: DirAnchor, t: ResolvedPath, flags: number, sync: boolean): Promise<{ fd: number; st: BigIntStats }> {
+  let fd: number;
   try {
-    fh = await fsp.open(dir.entry(path.basename(t.path)), flags);
+    fd = await io.openFd(dir.entry(path.basename(t.path)), flags, undefined, sync);
   } catch (e) {
     if (errCode(e) === 'ELOOP') throw new PathChanged(t.path, 'became a symbolic link');
     if (errCode(e) === 'ENOENT') throw new PathChanged(t.path, 'was removed');
@@ -603,14 +624,14 @@ async function openChecked(dir: DirAnchor, t: ResolvedPath, flags: number): Prom
   }
   let st: BigIntStats;
   try {
-    st = await fh.stat({ bigint: true });
+    st = await io.fstatBig(fd, sync);
     if (!st.isFile()) throw new PathChanged(t.path, 'is no longer a regular file');
     if (idOf(st) !== t.identity?.target) throw new PathChanged(t.path, 'was replaced by another file');
   } catch (e) {
-    await fh.close();
+    await io.closeFd(fd, sync);
     throw e;
   }
-  return { fh, st };
+  return { fd, st };
 }
 
 /** link(2) + unlink: a move that fails instead of replacing a destination. False when links are unsupported here. */
@@ -644,14 +665,17 @@ function moveError(from: ResolvedPath, to: ResolvedPath, e: unknown): Error {
   }
 }
 
-/** The file's bytes, or undefined when there are more than `max`. A short read ends it (regular files). */
-async function readUpTo(fh: fsp.FileHandle, sizeHint: number, max: number): Promise<Buffer | undefined> {
+/**
+ * The file's bytes, or undefined when there are more than `max`. A short read ends it (regular files).
+ * Reads that end within SYNC_MAX_BYTES run in place when `sync`.
+ */
+async function readUpTo(fd: number, sizeHint: number, max: number, sync: boolean): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
   let total = 0;
   let want = Math.min(sizeHint + 1, max + 1);
   for (;;) {
     const buf = Buffer.allocUnsafe(Math.max(1, Math.min(want, max + 1 - total)));
-    const { bytesRead } = await fh.read(buf, 0, buf.length, total);
+    const bytesRead = await io.readAt(fd, buf, 0, buf.length, total, sync && total + buf.length <= io.SYNC_MAX_BYTES + 1);
     chunks.push(buf.subarray(0, bytesRead));
     total += bytesRead;
     if (total > max) return undefined;
@@ -662,7 +686,7 @@ async function readUpTo(fh: fsp.FileHandle, sizeHint: number, max: number): Prom
 }
 
 /** Streams a big file for a line range, stopping once it is read. No hash: the file is not read whole. */
-async function readLineRange(fh: fsp.FileHandle, p: string, first: number, count: number): Promise<ReadTextResult> {
+async function readLineRange(fd: number, p: string, first: number, count: number): Promise<ReadTextResult> {
   const last = first + count - 1;
   const decoder = new TextDecoder('utf-8');
   const buf = Buffer.allocUnsafe(CHUNK);
@@ -670,7 +694,7 @@ async function readLineRange(fh: fsp.FileHandle, p: string, first: number, count
   let line = 1;
   let out = '';
   for (;;) {
-    const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+    const bytesRead = await io.readAt(fd, buf, 0, buf.length, pos, false);
     if (bytesRead === 0) break;
     if (pos === 0 && looksBinary(buf.subarray(0, bytesRead))) throw binary(p);
     pos += bytesRead;
@@ -709,13 +733,15 @@ export function sliceLines(text: string, first: number, count: number): string {
   return text.slice(start, end);
 }
 
-async function hashHandle(fh: fsp.FileHandle, size: number): Promise<string | undefined> {
+/** SHA-256 of an open file, in place when `sync` and it is within SYNC_MAX_BYTES. */
+async function hashFile(fd: number, size: number, sync: boolean): Promise<string | undefined> {
   if (size > MAX_HASH_BYTES) return undefined;
+  const inPlace = sync && size <= io.SYNC_MAX_BYTES;
   const h = createHash('sha256');
   const buf = Buffer.allocUnsafe(Math.min(size + 1, CHUNK * 16));
   let pos = 0;
   for (;;) {
-    const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+    const bytesRead = await io.readAt(fd, buf, 0, buf.length, pos, inPlace && pos + buf.length <= io.SYNC_MAX_BYTES + 1);
     h.update(buf.subarray(0, bytesRead));
     pos += bytesRead;
     if (bytesRead < buf.length) break; // a short read is the end of a regular file

@@ -1,31 +1,18 @@
-// Assembles a complete host for one session without Electron: policy, audit,
-// egress gateway, agent process, broker. Used by the CLI (`tether run`,
-// `tether demo`), the dev bridge and the integration tests, so all of them
-// exercise the same wiring the desktop app uses.
+// A complete host for one session without Electron: HostCore (policy, signed
+// audit, egress gateway, sandbox, checkpoints) and one TetherSession on it.
+// Used by the CLI (`tether run`, `tether demo`) and the integration tests, so
+// they exercise the same wiring the desktop app uses (app-host.ts).
 
-import { randomUUID } from 'node:crypto';
-import { join, resolve } from 'node:path';
 import type { AgentStarter } from './agent-starter.ts';
 import type { AuditWriter } from './audit/audit-writer.ts';
-import { SignedAuditLog } from './audit/signed-audit-log.ts';
 import type { KeyStore } from './keychain/key-store.ts';
-import { KeyringKeyStore } from './keychain/keyring-key-store.ts';
 import type { ConsentPort } from './consent.ts';
 import { defaultDataDir } from './data-dir.ts';
-import { EgressGateway } from './egress/gateway.ts';
-import { CheckpointStore } from './checkpoints/checkpoint-store.ts';
-import { BubblewrapSandbox } from './sandbox/bubblewrap-sandbox.ts';
-import { CedarPolicyEngine } from './policy/cedar-policy-engine.ts';
-import { TetherSession, type Provider } from './session.ts';
+import type { EgressGateway } from './egress/gateway.ts';
+import { DEFAULT_BASE_URLS, DEFAULT_MODELS, HostCore, type CoreSession } from './host-core.ts';
+import type { Provider, TetherSession } from './session.ts';
 
-export const DEFAULT_BASE_URLS: Readonly<Record<Provider, string>> = {
-  anthropic: 'https://api.anthropic.com',
-  openai: 'https://api.openai.com/v1',
-};
-export const DEFAULT_MODELS: Readonly<Record<Provider, string>> = {
-  anthropic: 'claude-sonnet-4-5',
-  openai: 'gpt-5',
-};
+export { DEFAULT_BASE_URLS, DEFAULT_MODELS };
 
 export interface HeadlessOptions {
   readonly workspace: string;
@@ -34,8 +21,9 @@ export interface HeadlessOptions {
   readonly baseUrl?: string;
   readonly policyFiles?: readonly string[];
   readonly managedPolicyFiles?: readonly string[];
+  /** Default: `<dataDir>/audit`. */
   readonly auditDir?: string;
-  /** Tether's data directory (checkpoints); default $TETHER_DATA_DIR or the platform's. */
+  /** Tether's data directory (checkpoints, audit); default $TETHER_DATA_DIR or the platform's. */
   readonly dataDir?: string;
   /** Default true. */
   readonly checkpoints?: boolean;
@@ -63,81 +51,41 @@ export interface HeadlessHost {
 }
 
 export async function startHeadlessHost(opts: HeadlessOptions): Promise<HeadlessHost> {
-  const auditDir = resolve(opts.auditDir ?? join(defaultDataDir(), 'audit'));
-  const provider = opts.provider;
-  const model = opts.model ?? DEFAULT_MODELS[provider];
-  const upstreamBaseUrl = opts.baseUrl ?? DEFAULT_BASE_URLS[provider];
-  const policy = await CedarPolicyEngine.load({
-    userFiles: [...(opts.policyFiles ?? [])],
-    managedFiles: [...(opts.managedPolicyFiles ?? [])],
-    protectedPaths: [auditDir, resolve(opts.dataDir ?? defaultDataDir())],
+  const upstreamBaseUrl = opts.baseUrl ?? DEFAULT_BASE_URLS[opts.provider];
+  const core = await HostCore.start({
+    dataDir: opts.dataDir ?? defaultDataDir(),
+    ...(opts.auditDir ? { auditDir: opts.auditDir } : {}),
+    ...(opts.policyFiles ? { policyFiles: opts.policyFiles } : {}),
+    ...(opts.managedPolicyFiles ? { managedPolicyFiles: opts.managedPolicyFiles } : {}),
     modelProviders: [upstreamBaseUrl],
+    ...(opts.keyStore ? { keyStore: opts.keyStore } : {}),
+    ...(opts.allowUnsignedAudit ? { allowUnsignedAudit: true } : {}),
+    ...(opts.apiKey ? { getApiKey: opts.apiKey } : {}),
+    ...(opts.commands !== undefined ? { commands: opts.commands } : {}),
+    ...(opts.checkpoints !== undefined ? { checkpoints: opts.checkpoints } : {}),
+    ...(opts.networkDomains ? { networkDomains: opts.networkDomains } : {}),
   });
-  const dataDir = resolve(opts.dataDir ?? defaultDataDir());
-  const audit = await SignedAuditLog.open({
-    dir: auditDir,
-    keyStore: opts.keyStore ?? new KeyringKeyStore(),
-    ...(opts.allowUnsignedAudit ? { allowUnsigned: true } : {}),
-    onWarning: (m) => console.error(`tether: audit: ${m}`),
-  });
-  const checkpoints = opts.checkpoints === false ? undefined : await CheckpointStore.open({ workspace: opts.workspace, dataDir });
-  const sandbox = opts.commands === false ? undefined : await BubblewrapSandbox.create({ protectedPaths: [auditDir, dataDir, ...policy.files.map((f) => f.file)] });
-  const gateway = await EgressGateway.start(opts.apiKey ? { getApiKey: opts.apiKey } : {});
-  // Model calls are brokered like any other request: the gateway asks before
-  // anything leaves the machine. Until the session exists, nothing is allowed.
-  let session: TetherSession | undefined;
-  const route = gateway.openSession({
-    sessionId: randomUUID(),
-    provider,
-    upstreamBaseUrl,
-    requireApiKey: !isLoopback(upstreamBaseUrl),
-    authorize: async (info) => {
-      if (!session) throw new Error('no session is running');
-      await session.authorizeModelCall(info);
-    },
-  });
+  let started: CoreSession;
   try {
-    session = await TetherSession.start({
+    started = await core.startSession({
       workspace: opts.workspace,
-      policy,
-      audit,
+      provider: opts.provider,
+      model: opts.model ?? DEFAULT_MODELS[opts.provider],
+      upstreamBaseUrl,
       consent: opts.consent,
-      model: { provider, model, baseUrl: route.baseUrl, token: route.token },
-      ...(opts.starter ? { starter: opts.starter } : {}),
       ...(opts.consentTimeoutMs ? { consentTimeoutMs: opts.consentTimeoutMs } : {}),
       ...(opts.maxTurns ? { maxTurns: opts.maxTurns } : {}),
-      ...(checkpoints ? { checkpoints } : {}),
-      ...(sandbox ? { sandbox } : {}),
-      ...(opts.networkDomains ? { networkDomains: opts.networkDomains } : {}),
+      ...(opts.starter ? { starter: opts.starter } : {}),
     });
   } catch (e) {
-    await sandbox?.dispose();
-    await gateway.close();
-    await checkpoints?.close();
-    await audit.close();
+    await core.close();
     throw e;
   }
-  const s = session;
   return {
-    session: s,
-    audit,
-    auditDir,
-    gateway,
-    async close() {
-      await s.close();
-      await sandbox?.dispose();
-      await gateway.close();
-      await checkpoints?.close();
-      await audit.close();
-    },
+    session: started.session,
+    audit: core.audit,
+    auditDir: core.auditDir,
+    gateway: core.gateway,
+    close: () => core.close(),
   };
-}
-
-function isLoopback(url: string): boolean {
-  try {
-    const h = new URL(url).hostname;
-    return h === '127.0.0.1' || h === 'localhost' || h === '[::1]' || h.startsWith('127.');
-  } catch {
-    return false;
-  }
 }

@@ -25,7 +25,7 @@ import type { CheckpointInfo, RestoreResult } from './checkpoints/checkpoint-typ
 import { SessionCheckpoints } from './checkpoints/session-checkpoints.ts';
 import type { Sandbox } from './sandbox/sandbox.ts';
 import { terminalHandlers } from './terminal/terminal-handlers.ts';
-import { TerminalService } from './terminal/terminal-service.ts';
+import { TerminalService, type TerminalOutputEvent } from './terminal/terminal-service.ts';
 import { WorkspaceJail } from './workspace-jail.ts';
 
 export type Provider = 'anthropic' | 'openai';
@@ -86,7 +86,14 @@ export class TetherSession {
   readonly onDidUpdate = this.didUpdate.event;
   /** The agent process ended (crash, kill, or close). */
   readonly onDidAgentExit = this.didExit.event;
+  private readonly didCheckpoint = new Emitter<CheckpointInfo>();
+  /** A checkpoint of the workspace was taken (a change, a turn start, a restore). */
+  readonly onDidCheckpoint = this.didCheckpoint.event;
+  private readonly didTerminalOutput = new Emitter<TerminalOutputEvent>();
+  /** What the agent's commands print, while they run (batched and bounded by the TerminalService). */
+  readonly onDidTerminalOutput = this.didTerminalOutput.event;
   private closed = false;
+  private readonly disposers: (() => void)[] = [];
 
   private constructor(parts: {
     id: string; broker: Broker; grants: GrantStore; jail: WorkspaceJail; audit: AuditWriter; agent: AgentProcess;
@@ -153,6 +160,7 @@ export class TetherSession {
     const fail = async (e: unknown): Promise<never> => {
       agent.kill();
       connection.close();
+      await jail.close();
       throw new SessionError(`the agent process did not start a session: ${(e as Error).message}`);
     };
 
@@ -187,6 +195,11 @@ export class TetherSession {
       terminals,
     });
     updates.event((n) => session.didUpdate.fire(n));
+    const stopCheckpointEvents = opts.checkpoints?.onDidCheckpoint((c) => session.didCheckpoint.fire(c));
+    const stopOutputEvents = terminals?.onDidOutput((o) => {
+      if (o.sessionId === session.id) session.didTerminalOutput.fire(o);
+    });
+    session.disposers.push(() => stopCheckpointEvents?.(), () => stopOutputEvents?.());
     await opts.audit.append({ type: 'session.start', session: session.id, actor, detail: { workspace: jail.root, provider: opts.model.provider, model: opts.model.model } });
     void agent.exited.then(async (exit) => {
       session.broker.halt('the agent process exited');
@@ -232,15 +245,25 @@ export class TetherSession {
     });
   }
 
+  /** Whether changes are checkpointed (and can be undone). */
+  get checkpointsEnabled(): boolean {
+    return this.checkpoints !== undefined;
+  }
+
   /** The session's checkpoints, newest first (empty when checkpoints are off). */
   listCheckpoints(): Promise<CheckpointInfo[]> {
     return this.checkpoints ? this.checkpoints.store.list() : Promise.resolve([]);
   }
 
-  /** "Undo to here": a brokered, consented, audited restore (itself undoable). */
+  /**
+   * "Undo to here": a brokered, consented, audited restore (itself undoable).
+   * Works after stop() without lifting it: the agent stays halted. Throws
+   * RestoreConflictError, before asking, when it would overwrite files changed
+   * outside Tether and `overwriteConflicts` (the user's explicit yes) is not set.
+   */
   async restoreCheckpoint(checkpoint: string, opts: { paths?: readonly string[]; overwriteConflicts?: boolean } = {}): Promise<RestoreResult> {
+    if (this.closed) throw new SessionError('the session is closed');
     if (!this.checkpoints) throw new SessionError('checkpoints are off for this session');
-    this.broker.resume();
     return restoreThroughBroker({ broker: this.broker, store: this.checkpoints.store, sessionId: this.id, checkpoint, ...opts });
   }
 
@@ -261,6 +284,8 @@ export class TetherSession {
     this.agent.kill();
     await this.agent.exited;
     await this.terminals?.dispose();
+    await this.jail.close();
+    for (const d of this.disposers.splice(0)) d();
   }
 }
 

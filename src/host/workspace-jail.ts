@@ -26,16 +26,21 @@
 // at resolution, and `verify()` repeats that just before anything is
 // committed; a swap inside that last window cannot be prevented there.
 //
+// System calls run in place (synchronously) on a local file system and on the
+// root's own device, through the thread pool otherwise: fs-io.ts says why and
+// what that costs. The checks are the same either way.
+//
 // Not handled: the root itself being moved while Tether runs (the user's
 // doing); hard links cannot be told apart from an ordinary file except by
 // their count, which is flagged (`hardLinked`) for policy.
 
-import { constants as C, type BigIntStats, type Stats } from 'node:fs';
+import { constants as C, type BigIntStats, readlinkSync, type Stats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import type { PathIdentity, ResolvedPath } from '../common/capability.ts';
 import { LIMITS } from '../common/limits.ts';
+import * as io from './fs-io.ts';
 
 /** A path the jail will not resolve at all. The message says why. */
 export class PathRefused extends Error {
@@ -73,10 +78,12 @@ export interface JailOptions {
   readonly caseInsensitive?: boolean;
   /** 'path' forces the by-path fallback that non-Linux platforms use (tests). Default: 'auto'. */
   readonly anchoring?: 'auto' | 'path';
+  /** 'thread-pool' sends every call through libuv's thread pool, as on a network volume (tests; volumes the probe gets wrong). Default: 'auto'. */
+  readonly io?: 'auto' | 'thread-pool';
 }
 
 const MAX_SYMLINK_HOPS = 40;
-const PROC_FD = '/proc/self/fd';
+const PROC_FD = procFdDir();
 const DIR_FLAGS = C.O_RDONLY | (C.O_DIRECTORY ?? 0) | (C.O_NOFOLLOW ?? 0);
 
 export class WorkspaceJail {
@@ -86,20 +93,31 @@ export class WorkspaceJail {
   readonly caseInsensitive: boolean;
   /** How effects reach a directory again: through held fds (Linux) or by checked paths. */
   readonly anchoring: 'procfd' | 'path';
+  /** Whether calls on the root's device run in place (fs-io.ts): a local file system on Linux. */
+  readonly syncIo: boolean;
   private readonly rootHandle: fsp.FileHandle | undefined;
   private readonly rootId: string;
+  private readonly rootDev: bigint;
+  /** The root, then the root as given, folded and with its separator-terminated prefix (every resolution compares against them). */
+  private readonly roots: readonly { readonly path: string; readonly folded: string; readonly prefix: string }[];
   /** The root as the user gave it (absolute), when symlinks make it differ from `root`. */
   private readonly givenRoot: string | undefined;
   private readonly platform: NodeJS.Platform;
 
-  private constructor(root: string, givenRoot: string, rootId: string, caseInsensitive: boolean, handle: fsp.FileHandle | undefined) {
+  private constructor(root: string, givenRoot: string, rootSt: BigIntStats, caseInsensitive: boolean, handle: fsp.FileHandle | undefined, syncIo: boolean) {
     this.root = root;
     this.givenRoot = givenRoot !== root ? givenRoot : undefined;
-    this.rootId = rootId;
+    this.rootId = idOf(rootSt);
+    this.rootDev = rootSt.dev;
+    this.syncIo = syncIo;
     this.caseInsensitive = caseInsensitive;
     this.rootHandle = handle;
     this.anchoring = handle ? 'procfd' : 'path';
     this.platform = process.platform;
+    this.roots = [root, ...(this.givenRoot ? [this.givenRoot] : [])].map((r) => {
+      const folded = fold(r, caseInsensitive);
+      return { path: r, folded, prefix: folded.endsWith(path.sep) ? folded : folded + path.sep };
+    });
   }
 
   /** Opens a jail on `root`. Refuses the file-system root, the home directory (or any ancestor of it) and non-directories. */
@@ -129,7 +147,13 @@ export class WorkspaceJail {
         handle = undefined;
       }
     }
-    return new WorkspaceJail(real, given, idOf(st), caseInsensitive, handle);
+    const syncIo = (opts.io ?? 'auto') === 'auto' && (await io.isLocalFileSystem(real));
+    return new WorkspaceJail(real, given, st, caseInsensitive, handle, syncIo);
+  }
+
+  /** Whether calls on the directory or file with this identity ("dev:ino…") may run in place: the root's own device, on a local file system. */
+  inPlace(id: string | undefined): boolean {
+    return this.syncIo && id !== undefined && id.startsWith(`${this.rootDev}:`);
   }
 
   async close(): Promise<void> {
@@ -158,7 +182,9 @@ export class WorkspaceJail {
 
   /** Whether a canonical absolute path is the root or below it. */
   contains(p: string): boolean {
-    return p === this.root || fold(p, this.caseInsensitive) === fold(this.root, this.caseInsensitive) || isBelow(p, this.root, this.caseInsensitive);
+    if (p === this.root) return true;
+    const f = fold(p, this.caseInsensitive);
+    return f === this.roots[0]!.folded || f.startsWith(this.roots[0]!.prefix);
   }
 
   /** Workspace-relative, '/'-separated, in the case on disk; undefined outside. */
@@ -175,9 +201,10 @@ export class WorkspaceJail {
   async anchor(dir: string, expectedId: string | undefined): Promise<DirAnchor> {
     const rel = this.relative(dir);
     if (rel === undefined) throw new PathChanged(dir, 'is outside the workspace');
-    if (this.rootHandle) return DirAnchor.openFd(this.root, this.rootHandle, dir, expectedId);
+    const sync = this.inPlace(expectedId);
+    if (this.rootHandle) return DirAnchor.openFd({ path: this.root, fd: this.rootHandle.fd, id: this.rootId }, dir, expectedId, sync);
     const parts = rel === '' ? [] : rel.split('/');
-    const a = await DirAnchor.walkPath(this.root, this.rootId, parts);
+    const a = await DirAnchor.walkPath(this.root, this.rootId, parts, sync);
     try {
       if (expectedId !== undefined && (await a.id()) !== expectedId) throw new PathChanged(dir, 'was replaced by another directory');
     } catch (e) {
@@ -196,6 +223,7 @@ export class WorkspaceJail {
    */
   private async resolveAbsolute(input: string, lexical: string, intent: ResolveIntent): Promise<ResolvedPath> {
     let pending = lexical;
+    let sync = this.syncIo;
     for (let hops = 0; ; hops++) {
       if (hops > MAX_SYMLINK_HOPS) throw new PathRefused(input, 'too many levels of symbolic links');
       const parts = this.partsBelowRoot(pending);
@@ -206,10 +234,12 @@ export class WorkspaceJail {
       for (let i = 0; i < parts.length && next === undefined; i++) {
         const candidate = path.join(dir, parts[i]!);
         const last = i === parts.length - 1;
-        const st = await lstatOrThrow(input, candidate);
+        const st = await lstatOrThrow(input, candidate, sync);
         if (!st) return this.describe(path.join(dir, ...parts.slice(i)), undefined, { dir, dirId });
+        // Another device (a mount inside the workspace): the thread pool from here on.
+        if (st.dev !== this.rootDev) sync = false;
         if (st.isSymbolicLink() && (!last || intent !== 'entry')) {
-          const target = await fsp.readlink(candidate).catch((e: unknown) => {
+          const target = await io.readlink(candidate, sync).catch((e: unknown) => {
             throw refusal(input, e);
           });
           next = path.resolve(dir, target, ...parts.slice(i + 1));
@@ -227,7 +257,9 @@ export class WorkspaceJail {
       }
       if (next === undefined) {
         // The root itself: it is its own anchor (its parent is outside and never looked at).
-        return this.describe(this.root, await fsp.lstat(this.root, { bigint: true }), { dir: this.root, dirId: this.rootId });
+        const st = await lstatOrThrow(input, this.root, sync);
+        if (!st) throw new PathRefused(input, 'the workspace root is gone; reopen the workspace');
+        return this.describe(this.root, st, { dir: this.root, dirId: this.rootId });
       }
       pending = next;
     }
@@ -235,10 +267,10 @@ export class WorkspaceJail {
 
   /** Components of `p` below the root (canonical, or as given), or undefined when it is not below it. */
   private partsBelowRoot(p: string): string[] | undefined {
-    for (const r of [this.root, this.givenRoot]) {
-      if (r === undefined) continue;
-      if (fold(p, this.caseInsensitive) === fold(r, this.caseInsensitive)) return [];
-      if (isBelow(p, r, this.caseInsensitive)) return p.slice(r.length + 1).split(path.sep).filter((x) => x !== '');
+    const f = fold(p, this.caseInsensitive);
+    for (const r of this.roots) {
+      if (f === r.folded) return [];
+      if (f.startsWith(r.prefix)) return p.slice(r.path.length + 1).split(path.sep).filter((x) => x !== '');
     }
     return undefined;
   }
@@ -279,17 +311,20 @@ export class WorkspaceJail {
 export class DirAnchor {
   /** Canonical path (for messages and results; operations use `entry`/`self`). */
   readonly path: string;
-  private readonly handle: fsp.FileHandle | undefined;
+  /** Whether calls in this directory run in place rather than on the thread pool (fs-io.ts). */
+  readonly syncIo: boolean;
+  private readonly fd: number | undefined;
   private readonly owned: boolean;
   private readonly check: (() => Promise<string>) | undefined;
   /** By-path mode: the identity seen when the anchor was made. */
   private readonly seenId: string | undefined;
   private closed = false;
 
-  private constructor(p: string, handle: fsp.FileHandle | undefined, owned: boolean, check: (() => Promise<string>) | undefined, seenId?: string) {
+  private constructor(p: string, fd: number | undefined, owned: boolean, syncIo: boolean, check: (() => Promise<string>) | undefined, seenId?: string) {
     this.path = p;
-    this.handle = handle;
+    this.fd = fd;
     this.owned = owned;
+    this.syncIo = syncIo;
     this.check = check;
     this.seenId = seenId;
   }
@@ -300,42 +335,42 @@ export class DirAnchor {
    * followed at any component (or a directory moved in) is caught; everything
    * after this goes through the fd.
    */
-  static async openFd(root: string, rootHandle: fsp.FileHandle, dir: string, expectedId: string | undefined): Promise<DirAnchor> {
-    if (dir === root) {
-      const a = new DirAnchor(root, rootHandle, false, undefined);
-      if (expectedId !== undefined && (await a.id()) !== expectedId) throw new PathChanged(dir, 'was replaced by another directory');
-      return a;
+  static async openFd(root: { path: string; fd: number; id: string }, dir: string, expectedId: string | undefined, sync: boolean): Promise<DirAnchor> {
+    if (dir === root.path) {
+      // The held root fd is the directory checked when the jail opened, and an fd's inode never changes.
+      if (expectedId !== undefined && expectedId !== root.id) throw new PathChanged(dir, 'was replaced by another directory');
+      return new DirAnchor(root.path, root.fd, false, sync, undefined);
     }
-    let h: fsp.FileHandle;
+    let fd: number;
     try {
-      h = await fsp.open(dir, DIR_FLAGS);
+      fd = await io.openFd(dir, DIR_FLAGS, undefined, sync);
     } catch (e) {
       throw changedOrIo(dir, e);
     }
     try {
-      const [seen, st] = await Promise.all([fsp.readlink(`${PROC_FD}/${h.fd}`), h.stat({ bigint: true })]);
+      const [seen, st] = await Promise.all([io.readlink(`${PROC_FD}/${fd}`, sync), io.fstatBig(fd, sync)]);
       if (seen !== dir) throw new PathChanged(dir, 'was moved, or a directory above it was replaced by a symbolic link,');
       if (expectedId !== undefined && idOf(st) !== expectedId) throw new PathChanged(dir, 'was replaced by another directory');
     } catch (e) {
-      await h.close();
+      await io.closeFd(fd, sync);
       throw e;
     }
-    return new DirAnchor(dir, h, true, undefined);
+    return new DirAnchor(dir, fd, true, sync, undefined);
   }
 
-  static async walkPath(root: string, rootId: string, parts: readonly string[]): Promise<DirAnchor> {
+  static async walkPath(root: string, rootId: string, parts: readonly string[], sync: boolean): Promise<DirAnchor> {
     const target = path.join(root, ...parts);
     const check = async (): Promise<string> => {
       let p = root;
-      let id = await dirIdAt(p);
+      let id = await dirIdAt(p, sync);
       if (id !== rootId) throw new PathChanged(root, 'was replaced');
       for (const part of parts) {
         p = path.join(p, part);
-        id = await dirIdAt(p);
+        id = await dirIdAt(p, sync);
       }
       return id;
     };
-    return new DirAnchor(target, undefined, false, check, await check());
+    return new DirAnchor(target, undefined, false, sync, check, await check());
   }
 
   /** Path that reaches `name` in this directory without going through the path above it (fd mode). */
@@ -343,24 +378,24 @@ export class DirAnchor {
     if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes(path.sep) || name.includes('\0')) {
       throw new Error(`internal: ${show(name)} is not a single directory entry name`);
     }
-    return this.handle ? `${PROC_FD}/${this.handle.fd}/${name}` : path.join(this.path, name);
+    return this.fd !== undefined ? `${PROC_FD}/${this.fd}/${name}` : path.join(this.path, name);
   }
 
   /** Path of the directory itself, for opendir. */
   get self(): string {
-    return this.handle ? `${PROC_FD}/${this.handle.fd}` : this.path;
+    return this.fd !== undefined ? `${PROC_FD}/${this.fd}` : this.path;
   }
 
   /** Stats of this directory now (never of a link in its place). */
   async stat(): Promise<Stats> {
-    if (this.handle) return this.handle.stat();
+    if (this.fd !== undefined) return io.fstatNum(this.fd, this.syncIo);
     await this.check!();
     return fsp.lstat(this.path);
   }
 
   /** "dev:ino" of this directory now. */
   async id(): Promise<string> {
-    if (this.handle) return idOf(await this.handle.stat({ bigint: true }));
+    if (this.fd !== undefined) return idOf(await io.fstatBig(this.fd, this.syncIo));
     return this.check!();
   }
 
@@ -373,28 +408,29 @@ export class DirAnchor {
   /** The subdirectory `name`, refusing a symlink or anything that is not a directory. */
   async descend(name: string): Promise<DirAnchor> {
     const childPath = path.join(this.path, name);
-    if (this.handle) {
-      let h: fsp.FileHandle;
+    if (this.fd !== undefined) {
+      let fd: number;
       try {
-        h = await fsp.open(this.entry(name), DIR_FLAGS);
+        fd = await io.openFd(this.entry(name), DIR_FLAGS, undefined, this.syncIo);
       } catch (e) {
         throw changedOrIo(childPath, e);
       }
-      return new DirAnchor(childPath, h, true, undefined);
+      return new DirAnchor(childPath, fd, true, this.syncIo, undefined);
     }
-    const seen = await dirIdAt(childPath);
+    const sync = this.syncIo;
+    const seen = await dirIdAt(childPath, sync);
     const parentCheck = this.check!;
     const parentId = this.seenId;
-    return new DirAnchor(childPath, undefined, false, async () => {
+    return new DirAnchor(childPath, undefined, false, sync, async () => {
       if ((await parentCheck()) !== parentId) throw new PathChanged(this.path, 'was replaced by another directory');
-      return dirIdAt(childPath);
+      return dirIdAt(childPath, sync);
     }, seen);
   }
 
   /** fsync of the directory, so a rename in it survives a crash. Best effort where directories cannot be opened. */
   async sync(): Promise<void> {
-    if (this.handle) {
-      await this.handle.sync();
+    if (this.fd !== undefined) {
+      await io.fsyncFd(this.fd);
       return;
     }
     const h = await fsp.open(this.path, C.O_RDONLY).catch(() => undefined);
@@ -409,8 +445,23 @@ export class DirAnchor {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.owned) await this.handle?.close();
+    if (this.owned && this.fd !== undefined) await io.closeFd(this.fd, this.syncIo);
   }
+}
+
+/**
+ * /proc/<our pid>/fd: the same directory as /proc/self/fd, but the kernel does
+ * not resolve the "self" link on every use (about half the lookup cost of each
+ * entry reached through it). Only when /proc/self names our pid, i.e. this
+ * /proc shows our pid namespace; otherwise /proc/self/fd.
+ */
+function procFdDir(): string {
+  try {
+    if (process.platform === 'linux' && readlinkSync('/proc/self') === String(process.pid)) return `/proc/${process.pid}/fd`;
+  } catch {
+    // no /proc: by-path anchoring is used anyway
+  }
+  return '/proc/self/fd';
 }
 
 /** Why a single Windows path component cannot be used safely, or undefined. Exported for tests on any platform. */
@@ -475,22 +526,22 @@ function isBelow(p: string, dir: string, caseInsensitive: boolean): boolean {
   return a.startsWith(d.endsWith(path.sep) ? d : d + path.sep);
 }
 
-async function lstatOrThrow(input: string, p: string): Promise<BigIntStats | undefined> {
+async function lstatOrThrow(input: string, p: string, sync: boolean): Promise<BigIntStats | undefined> {
   try {
-    return await fsp.lstat(p, { bigint: true });
+    return await io.lstatBig(p, sync);
   } catch (e) {
-    if (errCode(e) === 'ENOENT') return undefined;
     throw refusal(input, e);
   }
 }
 
-async function dirIdAt(p: string): Promise<string> {
-  let st: BigIntStats;
+async function dirIdAt(p: string, sync: boolean): Promise<string> {
+  let st: BigIntStats | undefined;
   try {
-    st = await fsp.lstat(p, { bigint: true });
+    st = await io.lstatBig(p, sync);
   } catch (e) {
     throw changedOrIo(p, e);
   }
+  if (!st) throw new PathChanged(p, 'was removed');
   if (st.isSymbolicLink()) throw new PathChanged(p, 'became a symbolic link');
   if (!st.isDirectory()) throw new PathChanged(p, 'is no longer a directory');
   return idOf(st);

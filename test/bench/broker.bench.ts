@@ -1,11 +1,25 @@
 // Broker overhead (issue: the brokered agent): 5,000 reads of 4 KB files, 500
 // writes and 50 lists sent from a real agent process over ACP through schema
 // validation, the workspace jail, Cedar and a durable (fsync'd) audit log,
-// compared with the same operations done directly in one process.
-import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+// compared with the same operations done directly in one process. Also: CPU
+// per operation on each side (robust to a loaded machine, unlike latency) and
+// Cedar decisions/s over this run's own requests.
+//
+// The measured run follows a warm-up of WARMUP_OPS operations of the same mix
+// on other files (JIT and wasm tier-up; the policy memo stays cold for the
+// measured paths), as a host that has been running a while would be.
+//
+// BENCH_AUDIT_DIR=/dev/shm puts the audit log on tmpfs, BENCH_WS_DIR=/dev/shm
+// the workspace (together: the floor without any fsync cost);
+// BENCH_CPU_PROF=DIR writes CPU profiles of the measured run only: the host's
+// (host.cpuprofile) and the agent process's.
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ForkAgentStarter } from '../../src/host/agent-starter.ts';
+import type { CapabilityRequest } from '../../src/common/capability.ts';
+import type { AnyMessage } from '@agentclientprotocol/sdk';
+import { ForkAgentStarter, type AgentProcess, type AgentStarter, type AgentStartOptions } from '../../src/host/agent-starter.ts';
 import { JsonlAuditWriter } from '../../src/host/audit/jsonl-audit-writer.ts';
 import { FixedConsent } from '../../src/host/consent.ts';
 import { CedarPolicyEngine } from '../../src/host/policy/cedar-policy-engine.ts';
@@ -15,6 +29,18 @@ const READS = 5000;
 const WRITES = 500;
 const LISTS = 50;
 const FILES = 500;
+const WARMUP_OPS = 1100;
+
+type Op = { kind: 'read' | 'write' | 'list'; path: string };
+
+/** Reads over `files` 4 KB files in dirs `${prefix}0..9`, with a write every 11th op and a list every 100th. */
+function mix(prefix: string, reads: number, writes: number, lists: number, files: number): Op[] {
+  const ops: Op[] = [];
+  for (let i = 0; i < reads; i++) ops.push({ kind: 'read', path: `${prefix}${i % 10}/f${i % files}.txt` });
+  for (let i = 0; i < writes; i++) ops.splice(i * 11, 0, { kind: 'write', path: `${prefix}${i % 10}/w${i}.txt` });
+  for (let i = 0; i < lists; i++) ops.splice(i * 100, 0, { kind: 'list', path: `${prefix}${i % 10}` });
+  return ops;
+}
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -22,35 +48,93 @@ function pct(xs: number[], p: number): number {
 }
 const f = (ms: number) => `${ms.toFixed(3)} ms`;
 
-export default async function bench(): Promise<void> {
-  const ws = await mkdtemp(join(tmpdir(), 'tether-bench-ws-'));
-  for (let d = 0; d < 10; d++) await mkdir(join(ws, `d${d}`));
-  for (let i = 0; i < FILES; i++) await writeFile(join(ws, `d${i % 10}`, `f${i}.txt`), 'y'.repeat(4096));
-  const ops: { kind: 'read' | 'write' | 'list'; path: string }[] = [];
-  for (let i = 0; i < READS; i++) ops.push({ kind: 'read', path: `d${i % 10}/f${i % FILES}.txt` });
-  for (let i = 0; i < WRITES; i++) ops.splice(i * 11, 0, { kind: 'write', path: `d${i % 10}/w${i}.txt` });
-  for (let i = 0; i < LISTS; i++) ops.splice(i * 100, 0, { kind: 'list', path: `d${i % 10}` });
+/** Notes the host's share of each request: from the parsed request reaching the SDK to its response leaving it. */
+class TimedStarter implements AgentStarter {
+  readonly hostMs: number[] = [];
+  private readonly inner: AgentStarter;
+  constructor(inner: AgentStarter) {
+    this.inner = inner;
+  }
 
+  async start(opts?: AgentStartOptions): Promise<AgentProcess> {
+    const agent = await this.inner.start(opts);
+    const arrived = new Map<unknown, number>();
+    const readable = agent.stream.readable.pipeThrough(new TransformStream<AnyMessage, AnyMessage>({
+      transform: (m, c) => {
+        if ('method' in m && 'id' in m) arrived.set(m.id, performance.now());
+        c.enqueue(m);
+      },
+    }));
+    const out = agent.stream.writable.getWriter();
+    const writable = new WritableStream<AnyMessage>({
+      write: (m) => {
+        const t = !('method' in m) && 'id' in m ? arrived.get(m.id) : undefined;
+        if (t !== undefined) {
+          this.hostMs.push(performance.now() - t);
+          arrived.delete((m as { id: unknown }).id);
+        }
+        return out.write(m);
+      },
+      close: () => out.close(),
+      abort: (r) => out.abort(r),
+    });
+    return { ...agent, stream: { readable, writable } };
+  }
+}
+
+export default async function bench(): Promise<void> {
+  const ws = await mkdtemp(join(process.env['BENCH_WS_DIR'] ?? tmpdir(), 'tether-bench-ws-'));
+  for (const prefix of ['d', 'warm']) {
+    for (let d = 0; d < 10; d++) await mkdir(join(ws, `${prefix}${d}`));
+    for (let i = 0; i < FILES; i++) await writeFile(join(ws, `${prefix}${i % 10}`, `f${i}.txt`), 'y'.repeat(4096));
+  }
+  const ops = mix('d', READS, WRITES, LISTS, FILES);
+  const warmup = mix('warm', WARMUP_OPS - 110, 100, 10, FILES);
+
+  const profDir = process.env['BENCH_CPU_PROF'];
   // Writes are allowed by a user policy here so the benchmark measures the machinery, not a person.
   const policyDir = await mkdtemp(join(tmpdir(), 'tether-bench-policy-'));
   const userPolicy = join(policyDir, 'bench.cedar');
   await writeFile(userPolicy, '@id("bench-writes")\n@description("benchmark: writes in the workspace without asking")\npermit (principal, action == Tether::Action::"write", resource is Tether::File) when { resource.inWorkspace };\n');
   const policy = await CedarPolicyEngine.load({ userFiles: [userPolicy] });
-  const audit = await JsonlAuditWriter.open(await mkdtemp(join(process.env['BENCH_AUDIT_DIR'] ?? tmpdir(), 'tether-bench-audit-')));
+  const auditDir = await mkdtemp(join(process.env['BENCH_AUDIT_DIR'] ?? tmpdir(), 'tether-bench-audit-'));
+  const audit = await JsonlAuditWriter.open(auditDir);
+  const starter = new TimedStarter(new ForkAgentStarter(join(import.meta.dirname, 'fixtures/replay-agent.ts'), profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []));
   const session = await TetherSession.start({
     workspace: ws,
     policy,
     audit,
     consent: new FixedConsent('deny'),
     model: { provider: 'anthropic', model: 'none', baseUrl: 'http://127.0.0.1:9', token: 'x' },
-    starter: new ForkAgentStarter(join(import.meta.dirname, 'fixtures/replay-agent.ts')),
+    starter,
   });
+  const decided: CapabilityRequest[] = [];
+  session.broker.onDidDecide((e) => decided.push(e.request));
+  type Replay = { _meta: { lat: Record<string, number[]>; totalMs: number; cpuMs: number } };
+  const agent = (session as unknown as { connection: { agent: { request: (m: string, p: unknown) => Promise<Replay>; notify: (m: string, p: unknown) => Promise<void> } } }).connection.agent;
+  const replay = (list: Op[]) => agent.request('session/prompt', { sessionId: session.id, prompt: [{ type: 'text', text: JSON.stringify(list) }] });
+  await replay(warmup);
+  decided.length = 0;
+  starter.hostMs.length = 0;
+
+  const inspector = profDir ? new Session() : undefined;
+  if (inspector) {
+    inspector.connect();
+    await inspector.post('Profiler.enable');
+    await inspector.post('Profiler.start');
+  }
+  const cpu0 = process.cpuUsage();
   const started = performance.now();
-  const res = (await (session as unknown as { connection: { agent: { request: (m: string, p: unknown) => Promise<{ _meta: { lat: Record<string, number[]>; totalMs: number } }> } } }).connection.agent.request('session/prompt', {
-    sessionId: session.id,
-    prompt: [{ type: 'text', text: JSON.stringify(ops) }],
-  }));
+  const res = await replay(ops);
   const wall = performance.now() - started;
+  const hostCpu = process.cpuUsage(cpu0);
+  if (inspector) {
+    const { profile } = await inspector.post('Profiler.stop');
+    await writeFile(join(profDir!, 'host.cpuprofile'), JSON.stringify(profile));
+    inspector.disconnect();
+    await agent.notify('session/cancel', { sessionId: session.id }); // the profiled agent exits on it and writes its profile
+    await new Promise((r) => setTimeout(r, 3000));
+  }
   await session.close();
   await audit.close();
 
@@ -67,14 +151,31 @@ export default async function bench(): Promise<void> {
   }
   const directTotal = performance.now() - d0;
 
-  const { lat, totalMs } = res._meta;
+  const { lat, totalMs, cpuMs } = res._meta;
   const all = [...lat['read']!, ...lat['write']!, ...lat['list']!];
-  console.log(`ops: ${READS} reads (4 KB), ${WRITES} writes (4 KB), ${LISTS} lists; agent process → ACP → validate → jail → Cedar → fsync'd audit → effect → audit → back`);
+  console.log(`ops: ${READS} reads (4 KB), ${WRITES} writes (4 KB), ${LISTS} lists after ${WARMUP_OPS} warm-up ops on other files; agent process → ACP → validate → jail → Cedar → fsync'd audit → effect → audit → back`);
   console.log('kind    brokered p50 / p99          direct p50 / p99');
   for (const k of ['read', 'write', 'list']) {
     console.log(`${k.padEnd(7)} ${f(pct(lat[k]!, 50))} / ${f(pct(lat[k]!, 99))}      ${f(pct(direct[k]!, 50))} / ${f(pct(direct[k]!, 99))}`);
   }
   console.log(`all     ${f(pct(all, 50))} / ${f(pct(all, 99))}   (target: brokered p99 ≤ 1 ms per op)`);
   console.log(`total: brokered ${totalMs.toFixed(0)} ms (${(all.length / (totalMs / 1000)).toFixed(0)} ops/s, wall ${wall.toFixed(0)} ms), direct ${directTotal.toFixed(0)} ms; ratio ${(totalMs / directTotal).toFixed(1)}×`);
+  const host = starter.hostMs;
+  console.log(`host share (request in → response out, all kinds): p50 ${f(pct(host, 50))} / p99 ${f(pct(host, 99))}; the rest of each round trip is the agent process, its SDK and the two pipe hops`);
+  const µs = (ms: number) => `${((ms * 1000) / all.length).toFixed(0)} µs`;
+  console.log(`cpu per op: host ${µs((hostCpu.user + hostCpu.system) / 1000)} (all its threads), agent ${µs(cpuMs)}`);
   console.log(`policy memo: ${JSON.stringify(policy.memoStats())}`);
+
+  // Cedar alone over the requests this run decided: as the broker sees them
+  // (memo on, fresh engine) and with every decision going to Cedar (memo off).
+  const rate = (engine: CedarPolicyEngine) => {
+    for (const r of decided.slice(0, 500)) engine.decide(r); // warm-up (JIT, wasm tier-up)
+    const t = performance.now();
+    for (const r of decided) engine.decide(r);
+    return Math.round(decided.length / ((performance.now() - t) / 1000));
+  };
+  const memo = rate(await CedarPolicyEngine.load({ userFiles: [userPolicy] }));
+  const cold = rate(await CedarPolicyEngine.load({ userFiles: [userPolicy], cacheSize: 0 }));
+  console.log(`cedar decisions/s over this run's ${decided.length} requests: ${memo} with the memo, ${cold} without (target ≥ 25,000/s)`);
+  await Promise.all([ws, policyDir, auditDir].map((d) => rm(d, { recursive: true, force: true })));
 }

@@ -41,13 +41,14 @@ async function exists(p: string): Promise<boolean> {
   return lstat(p).then(() => true, () => false);
 }
 
-// Every check-then-use trick, in both anchoring modes: fds through /proc/self/fd
-// (Linux) and the by-path fallback other platforms use.
-describe.each(['auto', 'path'] as const)('effects refuse what changed after resolution (anchoring: %s)', (anchoring) => {
+// Every check-then-use trick, in both anchoring modes (fds through /proc/self/fd
+// on Linux, and the by-path fallback other platforms use) and both ways of making
+// the calls (in place on a local volume, on the thread pool as on a network one).
+describe.each([['auto', 'auto'], ['auto', 'thread-pool'], ['path', 'auto'], ['path', 'thread-pool']] as const)('effects refuse what changed after resolution (anchoring: %s, io: %s)', (anchoring, io) => {
   let jail: WorkspaceJail;
   let fx: FsEffects;
   beforeEach(async () => {
-    jail = await WorkspaceJail.open(ws, { anchoring });
+    jail = await WorkspaceJail.open(ws, { anchoring, io });
     fx = new FsEffects(jail);
   });
   afterEach(async () => {
@@ -195,9 +196,9 @@ describe.each(['auto', 'path'] as const)('effects refuse what changed after reso
   });
 });
 
-describe('no write lands outside while another process keeps swapping the parent for a symlink (fd anchoring)', () => {
+describe.each(['auto', 'thread-pool'] as const)('no write lands outside while another process keeps swapping the parent for a symlink (fd anchoring, io: %s)', (io) => {
   it.runIf(process.platform === 'linux')('holds over repeated writes', async () => {
-    const jail = await WorkspaceJail.open(ws);
+    const jail = await WorkspaceJail.open(ws, { io });
     const fx = new FsEffects(jail, { durable: false });
     await mkdir(join(outside, 'sub'));
     // The swapper moves the real ws/sub away, puts a symlink to outside/sub in its place, then restores it; each step atomic.
@@ -251,9 +252,9 @@ describe('no write lands outside while another process keeps swapping the parent
   });
 });
 
-describe('file descriptors', () => {
+describe.each(['auto', 'thread-pool'] as const)('file descriptors (io: %s)', (io) => {
   it.runIf(process.platform === 'linux')('closes every fd it opens, on success and on refusal', async () => {
-    const jail = await WorkspaceJail.open(ws);
+    const jail = await WorkspaceJail.open(ws, { io });
     const fx = new FsEffects(jail);
     const count = async () => (await readdir('/proc/self/fd')).length;
     await fx.readText(await jail.resolve('sub/g.txt'));
@@ -276,11 +277,11 @@ describe('file descriptors', () => {
   });
 });
 
-describe('FsEffects', () => {
+describe.each(['auto', 'thread-pool'] as const)('FsEffects (io: %s)', (io) => {
   let jail: WorkspaceJail;
   let fx: FsEffects;
   beforeEach(async () => {
-    jail = await WorkspaceJail.open(ws);
+    jail = await WorkspaceJail.open(ws, { io });
     fx = new FsEffects(jail);
   });
   afterEach(async () => {

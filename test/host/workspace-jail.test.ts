@@ -115,7 +115,16 @@ const cases: Case[] = [
   ['a file used as a directory', () => 'a.txt/x', 'read', /not a directory/],
 ];
 
-describe('WorkspaceJail.resolve', () => {
+// Both ways of making the calls: in place (a local volume) and on the thread pool (as on a network volume).
+describe.each(['auto', 'thread-pool'] as const)('WorkspaceJail.resolve (io: %s)', (io) => {
+  let jail: WorkspaceJail;
+  beforeAll(async () => {
+    jail = await WorkspaceJail.open(ws, { io });
+  });
+  afterAll(async () => {
+    await jail?.close();
+  });
+
   it.each(cases)('%s', async (_name, input, intent, expected) => {
     if (expected instanceof RegExp) {
       const err = await jail.resolve(input(), { intent }).then(() => undefined, (e: unknown) => e);
@@ -185,6 +194,17 @@ describe('WorkspaceJail.open', () => {
     const j = await WorkspaceJail.open(ws, { anchoring: 'path' });
     expect(j.anchoring).toBe('path');
     await j.close();
+  });
+
+  it('makes calls in place on this local volume on Linux, and on the thread pool when asked to', async () => {
+    expect(jail.syncIo).toBe(process.platform === 'linux');
+    const j = await WorkspaceJail.open(ws, { io: 'thread-pool' });
+    expect(j.syncIo).toBe(false);
+    expect(j.inPlace((await j.resolve('a.txt')).identity?.target)).toBe(false);
+    await j.close();
+    expect(jail.inPlace((await jail.resolve('a.txt')).identity?.target)).toBe(process.platform === 'linux');
+    expect(jail.inPlace('1:2:3')).toBe(false); // another device
+    expect(jail.inPlace(undefined)).toBe(false);
   });
 
   it('detects that this volume is case-sensitive', () => {

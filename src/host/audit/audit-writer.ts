@@ -11,9 +11,18 @@ export interface AuditReceipt {
   readonly hash: string;
 }
 
+export interface AppendOptions {
+  /**
+   * Nobody waits on this record before acting (an outcome): it starts no disk
+   * write of its own but rides the next group commit, or goes out on its own
+   * after a few milliseconds. The promise still resolves only once it is durable.
+   */
+  readonly deferred?: boolean;
+}
+
 export interface AuditWriter {
   /** Resolves after the record is on disk (fsync); rejects if it cannot be made durable. */
-  append(entry: AuditEntry): Promise<AuditReceipt>;
+  append(entry: AuditEntry, opts?: AppendOptions): Promise<AuditReceipt>;
   /** Flushes, seals and closes. Further appends reject. */
   close(): Promise<void>;
   /** Called with every record after it is durable (UI timeline, exporters). */

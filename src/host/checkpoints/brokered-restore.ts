@@ -2,15 +2,17 @@
 // write to the workspace), the user consents with the plan's diff in front of
 // them, the decision is audited before any file changes, and the store
 // refuses if the workspace moved on since the plan was shown (fingerprint).
+// A plan that overwrites files changed outside Tether is refused before
+// anyone is asked, unless the caller already has the user's explicit
+// confirmation (`overwriteConflicts`); the dialog then marks those files.
+// Restores are always the user's doing, so a stopped agent does not block them.
 
 import { randomUUID } from 'node:crypto';
-import type { CapabilityRequest } from '../../common/capability.ts';
+import { RESTORE_METHOD, type CapabilityRequest } from '../../common/capability.ts';
 import { newTrace, type TraceContext } from '../../common/trace.ts';
 import type { Broker } from '../broker.ts';
-import type { CheckpointStore } from './checkpoint-store.ts';
+import { RestoreConflictError, type CheckpointStore } from './checkpoint-store.ts';
 import type { RestoreResult } from './checkpoint-types.ts';
-
-export const RESTORE_METHOD = 'tether/restore';
 
 export interface BrokeredRestoreOptions {
   readonly broker: Broker;
@@ -25,6 +27,9 @@ export interface BrokeredRestoreOptions {
 export async function restoreThroughBroker(opts: BrokeredRestoreOptions): Promise<RestoreResult> {
   const { store } = opts;
   const plan = await store.planRestore(opts.checkpoint, opts.paths ? { paths: opts.paths } : {});
+  if (plan.conflicts.length > 0 && !opts.overwriteConflicts) throw new RestoreConflictError(plan);
+  // Nothing would change: nothing to ask about or record.
+  if (plan.files.length === 0) return { plan, undoId: undefined, after: undefined };
   const request: CapabilityRequest = {
     id: randomUUID(),
     sessionId: opts.sessionId,
@@ -36,6 +41,7 @@ export async function restoreThroughBroker(opts: BrokeredRestoreOptions): Promis
     trace: opts.trace ?? newTrace(),
   };
   return opts.broker.execute(request, {
+    userInitiated: true,
     preview: async () => ({
       type: 'restore',
       checkpoint: plan.checkpoint.seq,

@@ -31,6 +31,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp, realpathSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import git from 'isomorphic-git';
+import { Emitter } from '../../common/emitter.ts';
 import { decodeMessage, encodeMessage, type CheckpointMetadata } from './checkpoint-metadata.ts';
 import type {
   ChangedPath, CheckpointCause, CheckpointInfo, CheckpointKind, CheckpointRequest, DiffResult, FileChange, FileModeName,
@@ -130,6 +131,9 @@ export class CheckpointStore {
   readonly storeDir: string;
   /** What recovery did when the store was opened (empty normally). */
   readonly recovered: string[] = [];
+  private readonly didCheckpoint = new Emitter<CheckpointInfo>();
+  /** A checkpoint was recorded by this store object (not by another process). */
+  readonly onDidCheckpoint = this.didCheckpoint.event;
 
   private readonly repo: GitDir;
   private readonly scanner: WorkspaceScanner;
@@ -695,6 +699,7 @@ export class CheckpointStore {
     if (prevId === undefined) await this.saveState();
     else await this.saveChanges(prevId);
     if (retain) await this.applyRetention();
+    this.didCheckpoint.fire(info);
     return info;
   }
 

@@ -4,9 +4,8 @@
 // taken, the change does not happen: an agent change must be undoable.
 
 import type { AuditOutcome } from '../../common/audit-record.ts';
-import type { CapabilityRequest } from '../../common/capability.ts';
+import { RESTORE_METHOD, type CapabilityRequest } from '../../common/capability.ts';
 import type { EffectHooks } from '../broker.ts';
-import { RESTORE_METHOD } from './brokered-restore.ts';
 import type { CheckpointStore } from './checkpoint-store.ts';
 
 export class SessionCheckpoints implements EffectHooks {

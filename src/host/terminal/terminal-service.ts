@@ -37,6 +37,7 @@ import { auditProfile, DEFAULT_LIMITS, summarizeProfile, type Sandbox, type Sand
 import { buildCommandEnv } from '../sandbox/sandbox-env.ts';
 import { UnsandboxedRunner } from '../sandbox/unsandboxed-runner.ts';
 import { OutputBuffer } from './output-buffer.ts';
+import { OutputStream } from './output-stream.ts';
 import { canonicalDir, jailResolver, type PathResolver } from './resolve-path.ts';
 import { DEFAULT_ACCOUNTING, diffSnapshots, HashCache, snapshotWorkspace, type AccountingLimits, type WorkspaceSnapshot } from './workspace-changes.ts';
 
@@ -62,6 +63,8 @@ export interface TerminalServiceOptions {
   readonly maxTerminalsPerSession?: number;
   /** Change accounting limits; `false` turns accounting off (benchmarks only). */
   readonly accounting?: Partial<AccountingLimits> | false;
+  /** Live output (onDidOutput): at most one event per `intervalMs` per terminal, each at most `maxChunk` characters. */
+  readonly liveOutput?: { readonly intervalMs?: number; readonly maxChunk?: number };
 }
 
 export interface TerminalContext {
@@ -78,6 +81,20 @@ export interface CommandChanges {
   readonly cwd: string;
   readonly changedFiles: readonly AuditChangedFile[];
   readonly note?: string;
+}
+
+/** Live output of one command, for a UI. */
+export interface TerminalOutputEvent {
+  readonly sessionId: string;
+  readonly terminalId: string;
+  /** The exec request that started it (joins the activity timeline). */
+  readonly requestId: string;
+  /** The command line; on the first event of a terminal only. */
+  readonly command?: string;
+  /** Terminal text (with escape sequences); '' on the first and last events when there is none. */
+  readonly data: string;
+  /** On the last event of a terminal only. */
+  readonly exit?: { readonly exitCode: number | null; readonly signal: string | null };
 }
 
 export interface TerminalOutput {
@@ -117,6 +134,9 @@ export class TerminalService {
   private readonly didChangeFiles = new Emitter<CommandChanges>();
   /** Fired after each command that changed files in the workspace, once its outcome is recorded. */
   readonly onDidChangeFiles = this.didChangeFiles.event;
+  private readonly didOutput = new Emitter<TerminalOutputEvent>();
+  /** What commands print, while they run (batched, bounded). */
+  readonly onDidOutput = this.didOutput.event;
   private readonly opts: TerminalServiceOptions;
   private readonly unsandboxed: UnsandboxedRunner;
   private readonly accounting: AccountingLimits | undefined;
@@ -217,12 +237,25 @@ export class TerminalService {
           changedFiles: [],
           completed: Promise.resolve(),
         };
-        proc.onData((text) => term.output.append(text));
+        const ids = { sessionId, terminalId: term.id, requestId: request.id };
+        const live = new OutputStream((c) => this.didOutput.fire({ ...ids, data: c.data }), this.opts.liveOutput);
+        this.didOutput.fire({ ...ids, command: line, data: '' });
+        proc.onData((text) => {
+          term.output.append(text);
+          live.push(text);
+        });
         this.terminals.set(term.id, term);
         const outcome = proc.exited.then(async (exit) => {
           term.exit = exit;
-          if (exit.reason === 'timeout') term.output.append(`\r\n[tether: the command was killed after its ${Math.round(limits.timeoutMs / 1000)} s time limit]\r\n`);
-          if (exit.reason === 'output-limit') term.output.append(`\r\n[tether: the command was killed after producing more than ${limits.maxOutputBytes} bytes of output]\r\n`);
+          const note = exit.reason === 'timeout' ? `\r\n[tether: the command was killed after its ${Math.round(limits.timeoutMs / 1000)} s time limit]\r\n`
+            : exit.reason === 'output-limit' ? `\r\n[tether: the command was killed after producing more than ${limits.maxOutputBytes} bytes of output]\r\n`
+            : '';
+          if (note) {
+            term.output.append(note);
+            live.push(note);
+          }
+          live.close();
+          this.didOutput.fire({ ...ids, data: '', exit: { exitCode: exit.exitCode, signal: exit.signal } });
           const report = before && this.accounting ? await diffSnapshots(before, await snapshotWorkspace(workspace, this.accounting.maxEntries), this.cacheFor(workspace), this.accounting) : undefined;
           term.changedFiles = report?.changedFiles ?? [];
           const failed = exit.reason === 'timeout' || exit.reason === 'output-limit' || exit.reason === 'spawn-failed';

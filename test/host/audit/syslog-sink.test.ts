@@ -2,6 +2,7 @@
 // with a private config: imtcp on a free loopback port (plain, or TLS through
 // rsyslog's OpenSSL driver with a certificate made here), writing what it
 // receives to a file we read back.
+import { existsSync } from 'node:fs';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
@@ -15,6 +16,9 @@ import { SignedAuditLog } from '../../../src/host/audit/signed-audit-log.ts';
 import { SyslogSink } from '../../../src/host/audit/syslog-sink.ts';
 import { NoteSigningKey } from '../../../src/host/keychain/note-key.ts';
 import { StaticKeyStore } from '../../../src/host/keychain/static-key-store.ts';
+
+// Debian installs it in /usr/sbin, which a non-login PATH may not include.
+const RSYSLOGD = ['/usr/sbin/rsyslogd', '/sbin/rsyslogd'].find((p) => existsSync(p)) ?? 'rsyslogd';
 
 const run = promisify(execFile);
 const key = NoteSigningKey.generate('tether-audit-syslog');
@@ -71,7 +75,7 @@ async function rsyslog(opts: { tls?: boolean } = {}): Promise<Rsyslog> {
     out,
     ...(cert ? { cert } : {}),
     async start() {
-      child = spawn('rsyslogd', ['-n', '-f', conf, '-i', join(root, 'rsyslogd.pid')], { stdio: 'ignore' });
+      child = spawn(RSYSLOGD, ['-n', '-f', conf, '-i', join(root, 'rsyslogd.pid')], { stdio: 'ignore' });
       started.push(child);
       const deadline = Date.now() + 10_000;
       for (;;) {

@@ -5,11 +5,11 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AuditChangedFile } from '../../../src/common/audit-record.ts';
 import { RequestDenied } from '../../../src/host/broker.ts';
 import { BubblewrapSandbox } from '../../../src/host/sandbox/bubblewrap-sandbox.ts';
-import type { CommandChanges } from '../../../src/host/terminal/terminal-service.ts';
+import type { CommandChanges, TerminalOutputEvent } from '../../../src/host/terminal/terminal-service.ts';
 import { makeSandbox, makeScratch, type Scratch } from '../sandbox/sandbox-fixture.ts';
 import { makeHost, runCommand, type Host } from './terminal-fixture.ts';
 
@@ -203,6 +203,49 @@ describe('terminal service: running', () => {
     expect(r.output).toMatch(/^\[tether: \d+ earlier bytes of output were cut to stay within the 100-byte limit\]/);
     expect(r.output).toContain('line-200');
     expect(r.output).not.toContain('line-1\r');
+  });
+
+  it('streams output while the command runs: the first line arrives before the command ends, the exit status last', async () => {
+    const events: TerminalOutputEvent[] = [];
+    h.service.onDidOutput((e) => events.push(e));
+    const command = 'echo first; sleep 2; echo second';
+    const { terminalId } = await h.service.create({ sessionId: 's1', command });
+    const printed = () => events.map((e) => e.data).join('');
+    await vi.waitFor(() => expect(printed()).toContain('first'), { timeout: 5000, interval: 20 });
+    // Still running: no exit status, and the second line is not there yet.
+    expect(h.service.output({ sessionId: 's1', terminalId }).exitStatus).toBeNull();
+    expect(printed()).not.toContain('second');
+    expect(events.some((e) => e.exit)).toBe(false);
+    await h.service.waitForExit({ sessionId: 's1', terminalId });
+    expect(events[0]).toMatchObject({ sessionId: 's1', terminalId, command, data: '' });
+    expect(events.filter((e) => e.command !== undefined)).toHaveLength(1);
+    expect(events.at(-1)).toEqual({ sessionId: 's1', terminalId, requestId: events[0]!.requestId, data: '', exit: { exitCode: 0, signal: null } });
+    expect(printed()).toMatch(/first\r\nsecond\r\n/);
+  });
+
+  it('bounds live output of a flood and says how much it skipped; the agent\'s copy keeps its own limit', async () => {
+    const svc = await makeHost(s, sb, { service: { liveOutput: { intervalMs: 100, maxChunk: 4096 } } });
+    try {
+      const events: TerminalOutputEvent[] = [];
+      svc.service.onDidOutput((e) => events.push(e));
+      const r = await runCommand(svc, 'seq 1 300000');
+      const chunks = events.filter((e) => e.data !== '');
+      expect(chunks.length).toBeGreaterThan(0);
+      for (const c of chunks) expect(c.data.length).toBeLessThanOrEqual(4096 + 200);
+      const skipped = chunks.map((c) => /\[tether: (\d+) characters of output were skipped here/.exec(c.data)?.[1]).filter((n) => n !== undefined).map(Number);
+      expect(skipped.length).toBeGreaterThan(0);
+      const note = /^.\[0m\r\n\[tether: [^\]]*\]\r\n/;
+      const shown = chunks.reduce((n, c) => n + c.data.replace(note, '').length, 0);
+      // Every character printed is either shown or counted as skipped.
+      const printed = Array.from({ length: 300_000 }, (_, i) => String(i + 1).length + 2).reduce((a, b) => a + b, 0);
+      expect(shown + skipped.reduce((a, b) => a + b, 0)).toBe(printed);
+      expect(shown).toBeLessThan(printed / 4);
+      expect(chunks.at(-1)!.data).toMatch(/300000\r\n$/);
+      expect(r.output).toMatch(/^\[tether: \d+ earlier bytes of output were cut to stay within the 1048576-byte limit\]\n/);
+      expect(r.output).toMatch(/299999\r\n300000\r\n$/);
+    } finally {
+      await svc.close();
+    }
   });
 
   it('kills on terminal/kill and still answers output and wait_for_exit', async () => {
