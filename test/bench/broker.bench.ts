@@ -20,7 +20,9 @@ import { join } from 'node:path';
 import type { CapabilityRequest } from '../../src/common/capability.ts';
 import type { AnyMessage } from '@agentclientprotocol/sdk';
 import { ForkAgentStarter, type AgentProcess, type AgentStarter, type AgentStartOptions } from '../../src/host/agent-starter.ts';
-import { JsonlAuditWriter } from '../../src/host/audit/jsonl-audit-writer.ts';
+import { SignedAuditLog } from '../../src/host/audit/signed-audit-log.ts';
+import { NoteSigningKey } from '../../src/host/keychain/note-key.ts';
+import { StaticKeyStore } from '../../src/host/keychain/static-key-store.ts';
 import { FixedConsent } from '../../src/host/consent.ts';
 import { CedarPolicyEngine } from '../../src/host/policy/cedar-policy-engine.ts';
 import { TetherSession } from '../../src/host/session.ts';
@@ -98,7 +100,8 @@ export default async function bench(): Promise<void> {
   await writeFile(userPolicy, '@id("bench-writes")\n@description("benchmark: writes in the workspace without asking")\npermit (principal, action == Tether::Action::"write", resource is Tether::File) when { resource.inWorkspace };\n');
   const policy = await CedarPolicyEngine.load({ userFiles: [userPolicy] });
   const auditDir = await mkdtemp(join(process.env['BENCH_AUDIT_DIR'] ?? tmpdir(), 'tether-bench-audit-'));
-  const audit = await JsonlAuditWriter.open(auditDir);
+  // The signed Merkle log sessions use (key given to the process: the keychain is not what is measured).
+  const audit = await SignedAuditLog.open({ dir: auditDir, keyStore: new StaticKeyStore(NoteSigningKey.generate('bench')) });
   const starter = new TimedStarter(new ForkAgentStarter(join(import.meta.dirname, 'fixtures/replay-agent.ts'), profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []));
   const session = await TetherSession.start({
     workspace: ws,

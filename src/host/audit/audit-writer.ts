@@ -29,6 +29,9 @@ export interface AuditWriter {
   onDidAppend?(listener: (record: AuditRecord, receipt: AuditReceipt) => void): () => void;
 }
 
+/** Longest a deferred record waits for a commit to ride (its crash window grows by this much). */
+export const MAX_DEFER_MS = 5;
+
 export class AuditUnavailableError extends Error {
   override readonly name = 'AuditUnavailableError';
 }

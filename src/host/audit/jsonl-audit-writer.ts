@@ -15,11 +15,10 @@ import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { canonicalJson } from '../../common/canonical-json.ts';
 import { AUDIT_RECORD_VERSION, type AuditEntry, type AuditRecord } from '../../common/audit-record.ts';
-import { AuditUnavailableError, type AppendOptions, type AuditReceipt, type AuditWriter } from './audit-writer.ts';
+import { AuditUnavailableError, MAX_DEFER_MS, type AppendOptions, type AuditReceipt, type AuditWriter } from './audit-writer.ts';
 
 export const AUDIT_FILE = 'audit.jsonl';
-/** Longest a deferred record waits for a commit to ride (its crash window grows by this much). */
-export const MAX_DEFER_MS = 5;
+export { MAX_DEFER_MS };
 
 interface Pending {
   entry: AuditEntry;

@@ -31,7 +31,7 @@ import { MerkleFrontier } from '../../common/merkle.ts';
 import { encodeBase64, formatCheckpoint, parseCheckpoint, parseNote, signNote, type Checkpoint, type NoteSignature } from '../../common/signed-note.ts';
 import { KeyStoreUnavailableError, newAuditKeyName, type KeyStore } from '../keychain/key-store.ts';
 import { NoteSigningKey } from '../keychain/note-key.ts';
-import { AuditUnavailableError, type AuditReceipt, type AuditWriter } from './audit-writer.ts';
+import { AuditUnavailableError, MAX_DEFER_MS, type AppendOptions, type AuditReceipt, type AuditWriter } from './audit-writer.ts';
 import { fromHex, hexNodeHasher, leafHexOfBytes, leafHexOfLine, sha256Hex, toHex } from './hashing.ts';
 import {
   CHECKPOINTS_FILE,
@@ -143,6 +143,7 @@ export class SignedAuditLog implements AuditWriter {
   /** Reused for each batch's bytes (writes are serialised by `exclusive`). */
   private batch = new CanonicalJsonWriter(BATCH_BUFFER_START);
   private flushScheduled = false;
+  private deferTimer: NodeJS.Timeout | undefined;
   private serial: Promise<unknown> = Promise.resolve();
   private closed = false;
   private closing: Promise<void> | undefined;
@@ -219,16 +220,28 @@ export class SignedAuditLog implements AuditWriter {
     return this.didAppend.event(({ record, receipt }) => listener(record, receipt));
   }
 
-  append(entry: AuditEntry): Promise<AuditReceipt> {
+  /**
+   * A deferred append (an outcome nobody waits on) starts no commit itself: it
+   * rides the next one, or goes out on its own within MAX_DEFER_MS, so a stream
+   * of requests pays one fsync per request, not two.
+   */
+  append(entry: AuditEntry, opts: AppendOptions = {}): Promise<AuditReceipt> {
     if (this.closed) return Promise.reject(new AuditUnavailableError('the audit log is closed'));
     if (this.failed) return Promise.reject(this.failed);
     return new Promise((resolve, reject) => {
       this.queue.push({ entry, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        void this.exclusive(() => this.flush());
-      }
+      if (opts.deferred) this.deferTimer ??= setTimeout(() => this.scheduleFlush(), MAX_DEFER_MS);
+      else this.scheduleFlush();
     });
+  }
+
+  private scheduleFlush(): void {
+    clearTimeout(this.deferTimer);
+    this.deferTimer = undefined;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      void this.exclusive(() => this.flush());
+    }
   }
 
   /** Writes a checkpoint now (also what the idle timer does). */
@@ -262,6 +275,7 @@ export class SignedAuditLog implements AuditWriter {
     this.closing ??= (async () => {
       this.closed = true;
       if (this.idleTimer) clearInterval(this.idleTimer);
+      clearTimeout(this.deferTimer);
       await this.exclusive(async () => {
         await this.flush();
         if (!this.failed) await this.writeCheckpoint();

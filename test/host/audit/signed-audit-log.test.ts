@@ -265,3 +265,29 @@ describe('SignedAuditLog', () => {
     expect((await verifyAuditDir(dir, { trustedKeys: [(await ks.loadSigningKey()).verifierKey] })).ok).toBe(true);
   });
 });
+
+describe('SignedAuditLog deferred appends', () => {
+  it('a deferred record rides the next commit: it is not durable before it, and both land in one batch', async () => {
+    const dir = await tmp();
+    const ks = keyStore();
+    const log = await SignedAuditLog.open({ dir, keyStore: ks });
+    const before = log.durableSeq;
+    const outcome = log.append({ type: 'outcome', session: 's' }, { deferred: true });
+    expect(log.durableSeq).toBe(before);
+    const decision = await log.append({ type: 'decision', session: 's' });
+    const deferred = await outcome;
+    expect(deferred.seq).toBe(decision.seq - 1);
+    await log.close();
+    expect((await verifyAuditDir(dir, { trustedKeys: [(await ks.loadSigningKey()).verifierKey] })).ok).toBe(true);
+  });
+
+  it('a deferred record with nothing after it is still written on its own, soon', async () => {
+    const dir = await tmp();
+    const log = await SignedAuditLog.open({ dir, keyStore: keyStore() });
+    const receipt = await log.append({ type: 'outcome', session: 's' }, { deferred: true });
+    expect(log.durableSeq).toBeGreaterThanOrEqual(receipt.seq);
+    await log.close();
+    const lines = await allLines(dir);
+    expect(lines.some((l) => (JSON.parse(l) as AuditRecord).seq === receipt.seq)).toBe(true);
+  });
+});
