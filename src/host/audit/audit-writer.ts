@@ -1,7 +1,8 @@
 // The audit writer port. The broker writes a decision record before any
 // effect and an outcome record after it; `append` resolves only once the
-// record is durable on disk. Implementations: JsonlAuditWriter (hash-chained
-// JSON lines) and SignedAuditLog (segments, Merkle tree, signed checkpoints).
+// record is durable on disk. Implementations: SignedAuditLog (segments, Merkle
+// tree, signed checkpoints: what sessions use) and JsonlAuditWriter (plain
+// hash-chained lines: component tests where signing is not what is tested).
 
 import type { AuditEntry, AuditRecord } from '../../common/audit-record.ts';
 
