@@ -17,6 +17,7 @@ import {
   createDemoScript, DEMO_LABEL, type ModelScript, type ScriptedModelServer, sequenceScript, startScriptedModel,
 } from '../../src/host/scripted-model.ts';
 import { TestHost, type TestHostOptions } from './acp-test-client.ts';
+import { ALLOW_ALL_MODEL_CALLS } from '../support/allow-all-model-calls.ts';
 
 const API_KEY = ['sk-ant-', 'test-0123456789abcdefghij'].join('');
 
@@ -27,7 +28,7 @@ async function start(script: ModelScript, o: { provider?: ModelProvider; stream?
   const provider = o.provider ?? 'anthropic';
   const workspace = await mkdtemp(join(tmpdir(), 'tether-agent-'));
   const model = await startScriptedModel({ script });
-  const gateway = await EgressGateway.start({ getApiKey: () => API_KEY });
+  const gateway = await EgressGateway.start({ getApiKey: () => API_KEY, authorize: ALLOW_ALL_MODEL_CALLS });
   const gw = gateway.openSession({ sessionId: 'test-session', provider, upstreamBaseUrl: model.url });
   const host = await TestHost.spawnAgent({ workspace, ...o.host });
   const sessionId = await host.newSession({
@@ -238,7 +239,7 @@ describe('agent process over stdio', () => {
   it('runs under the host\'s ForkAgentStarter (minimal environment, host-side ndjson framing)', async () => {
     const workspace = await mkdtemp(join(tmpdir(), 'tether-agent-'));
     const model = await startScriptedModel({ script: sequenceScript({ toolCalls: [{ name: 'read_file', input: { path: 'a.txt' } }] }, { text: 'read it' }) });
-    const gateway = await EgressGateway.start({ getApiKey: () => API_KEY });
+    const gateway = await EgressGateway.start({ getApiKey: () => API_KEY, authorize: ALLOW_ALL_MODEL_CALLS });
     const agent = await new ForkAgentStarter().start();
     const host = new TestHost({ workspace });
     try {

@@ -9,6 +9,7 @@ import { readSse } from '../../src/agent/dialects/sse.ts';
 import { TOOL_SPECS } from '../../src/agent/tools.ts';
 import { EgressGateway, type ModelProvider } from '../../src/host/egress/gateway.ts';
 import { type ScriptedReply, type ScriptedModelServer, startScriptedModel } from '../../src/host/scripted-model.ts';
+import { ALLOW_ALL_MODEL_CALLS } from '../support/allow-all-model-calls.ts';
 
 let model: ScriptedModelServer;
 let gateway: EgressGateway;
@@ -17,7 +18,7 @@ let sessions = 0;
 
 beforeAll(async () => {
   model = await startScriptedModel({ script: () => next });
-  gateway = await EgressGateway.start({ getApiKey: () => ['sk-', 'test-0123456789abcdefghij'].join(''), upstreamTimeoutMs: 5000 });
+  gateway = await EgressGateway.start({ getApiKey: () => ['sk-', 'test-0123456789abcdefghij'].join(''), upstreamTimeoutMs: 5000 , authorize: ALLOW_ALL_MODEL_CALLS });
 });
 afterAll(async () => {
   await gateway.close();

@@ -13,6 +13,7 @@ import { portStream } from '../../src/agent/port-stream.ts';
 import { EgressGateway } from '../../src/host/egress/gateway.ts';
 import { type ModelScript, type ScriptedModelServer, type ScriptedToolResult, sequenceScript, startScriptedModel } from '../../src/host/scripted-model.ts';
 import { TestHost } from './acp-test-client.ts';
+import { ALLOW_ALL_MODEL_CALLS } from '../support/allow-all-model-calls.ts';
 
 function nodePort(port: MessagePort) {
   return { postMessage: (m: unknown) => port.postMessage(m), onMessage: (l: (d: unknown) => void) => port.on('message', l), close: () => port.close() };
@@ -35,7 +36,7 @@ afterEach(async () => {
 async function start(script: ModelScript, config: Record<string, unknown> = {}): Promise<Stack> {
   const workspace = await mkdtemp(join(tmpdir(), 'tether-tools-'));
   const model = await startScriptedModel({ script });
-  const gateway = await EgressGateway.start({ getApiKey: () => ['sk-', 'test-key-0123456789abcdef'].join('') });
+  const gateway = await EgressGateway.start({ getApiKey: () => ['sk-', 'test-key-0123456789abcdef'].join('') , authorize: ALLOW_ALL_MODEL_CALLS });
   const gw = gateway.openSession({ sessionId: 'tools', provider: 'openai', upstreamBaseUrl: model.url });
   const { port1, port2 } = new MessageChannel();
   createAgentApp().connect(portStream(nodePort(port1)));

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { EgressGateway } from '../../src/host/egress/gateway.ts';
 import { scanPayload } from '../../src/host/egress/payload-scan.ts';
 import { startScriptedModel } from '../../src/host/scripted-model.ts';
+import { ALLOW_ALL_MODEL_CALLS } from '../support/allow-all-model-calls.ts';
 
 function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -28,7 +29,7 @@ async function timeRequests(url: string, headers: Record<string, string>, body: 
 
 export default async function (): Promise<void> {
   const model = await startScriptedModel({ script: () => ({ text: 'ok '.repeat(50), usage: { inputTokens: 100, outputTokens: 50 } }) });
-  const gateway = await EgressGateway.start({ getApiKey: () => ['sk-', 'bench-key-0123456789abcdef'].join('') });
+  const gateway = await EgressGateway.start({ getApiKey: () => ['sk-', 'bench-key-0123456789abcdef'].join('') , authorize: ALLOW_ALL_MODEL_CALLS });
   const s = gateway.openSession({ sessionId: 'bench', provider: 'anthropic', upstreamBaseUrl: model.url });
   // A realistic 40 KB conversation: source text as tool results.
   const source = readFileSync(join(import.meta.dirname, '..', '..', 'src', 'host', 'egress', 'gateway.ts'), 'utf8');

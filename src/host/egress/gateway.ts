@@ -55,7 +55,7 @@ export type AuthorizeHook = (info: EgressRequestInfo) => Promise<void>;
 export interface EgressGatewayOptions {
   /** Default: ANTHROPIC_API_KEY / OPENAI_API_KEY from the environment. */
   readonly getApiKey?: ApiKeySource;
-  /** Throw to refuse (→ 403 with the error's message). Default: allow. */
+  /** Throw to refuse (→ 403 with the error's message). Required here or per session: without one every request is refused. */
   readonly authorize?: AuthorizeHook;
   /** Default 'block'. */
   readonly secrets?: SecretMode;
@@ -337,8 +337,10 @@ export class EgressGateway {
     }
     const outgoing = Buffer.from(JSON.stringify(body), 'utf8');
 
+    // Nobody to ask is a refusal: a gateway without an authorize hook sends nothing anywhere.
     const authorize = state.opts.authorize ?? this.options.authorize;
-    if (authorize) {
+    if (!authorize) return reject(403, 'tether_egress_denied', 'the model request was refused: no authorization hook is configured for this gateway session (Tether brokers every model call; configure `authorize`)');
+    {
       const hangup = new AbortController();
       const onClose = () => {
         if (!res.writableFinished) hangup.abort(new Error('the agent disconnected'));

@@ -4,6 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { EgressGateway, type EgressEvent, type EgressGatewayOptions, type EgressRequestInfo, type GatewaySessionOptions, upstreamEndpoint } from '../../../src/host/egress/gateway.ts';
 import { type ScriptedReply, type ScriptedModelServer, startScriptedModel } from '../../../src/host/scripted-model.ts';
+import { ALLOW_ALL_MODEL_CALLS } from '../../support/allow-all-model-calls.ts';
 
 // Assembled at run time so this file does not itself look like a leak to scanners (this one included).
 const KEY = ['sk-ant-', 'api03-realkey-0123456789abcdefghijklmnop'].join('');
@@ -22,7 +23,7 @@ afterEach(async () => {
 
 async function setup(reply: ScriptedReply | ((h: Record<string, unknown>) => ScriptedReply) = { text: 'hello' }, options: EgressGatewayOptions = {}, session: Partial<GatewaySessionOptions> = {}) {
   model = await startScriptedModel({ script: (_c, req) => (typeof reply === 'function' ? reply(req.headers) : reply) });
-  gateway = await EgressGateway.start({ getApiKey: () => KEY, ...options });
+  gateway = await EgressGateway.start({ getApiKey: () => KEY, authorize: ALLOW_ALL_MODEL_CALLS, ...options });
   const s = gateway.openSession({ sessionId: 's1', provider: 'anthropic', upstreamBaseUrl: model.url, ...session });
   return { model, gateway, s };
 }
@@ -93,6 +94,18 @@ describe('egress gateway: endpoint allowlist', () => {
   ])('refuses to open a session with upstream %s', async (url, message) => {
     gateway = await EgressGateway.start();
     expect(() => gateway!.openSession({ sessionId: 'x', provider: 'openai', upstreamBaseUrl: url })).toThrow(message);
+  });
+
+  it('refuses every request when no authorize hook is configured (fail closed)', async () => {
+    gateway = await EgressGateway.start({ getApiKey: () => KEY });
+    const s = gateway.openSession({ sessionId: 'nohook', provider: 'openai', upstreamBaseUrl: 'http://127.0.0.1:9/v1' });
+    const res = await fetch(`${s.baseUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(res.status).toBe(403);
+    expect(await res.text()).toMatch(/no authorization hook/);
   });
 
   it('maps base URLs with and without /v1 onto the dialect endpoint', () => {
