@@ -162,6 +162,24 @@ export default async function bench(): Promise<void> {
     console.log(`${k.padEnd(7)} ${f(pct(lat[k]!, 50))} / ${f(pct(lat[k]!, 99))}      ${f(pct(direct[k]!, 50))} / ${f(pct(direct[k]!, 99))}`);
   }
   console.log(`all     ${f(pct(all, 50))} / ${f(pct(all, 99))}   (target: brokered p99 ≤ 1 ms per op)`);
+  // Where the tail is: the first request for a path (policy memo miss, first resolution of
+  // that file) against repeats, and the slowest ops by position in the run.
+  const seen = new Set<string>();
+  const index: Record<string, number> = { read: 0, write: 0, list: 0 };
+  const firstTouch: number[] = [];
+  const repeat: number[] = [];
+  const slowest: { ms: number; at: number; kind: string; first: boolean }[] = [];
+  ops.forEach((op, at) => {
+    const ms = lat[op.kind]![index[op.kind]!++]!;
+    const first = !seen.has(`${op.kind}:${op.path}`);
+    seen.add(`${op.kind}:${op.path}`);
+    (first ? firstTouch : repeat).push(ms);
+    slowest.push({ ms, at, kind: op.kind, first });
+  });
+  console.log(`first touch of a path (${firstTouch.length} ops) ${f(pct(firstTouch, 50))} / ${f(pct(firstTouch, 99))}; repeats (${repeat.length}) ${f(pct(repeat, 50))} / ${f(pct(repeat, 99))}`);
+  slowest.sort((a, b) => b.ms - a.ms);
+  const top = slowest.slice(0, Math.ceil(all.length / 100));
+  console.log(`the slowest 1% (${top.length} ops): ${top.filter((t) => t.first).length} first touches, ${top.filter((t) => t.kind === 'write').length} writes; positions ${top.slice(0, 12).map((t) => t.at).sort((a, b) => a - b).join(' ')}…`);
   console.log(`total: brokered ${totalMs.toFixed(0)} ms (${(all.length / (totalMs / 1000)).toFixed(0)} ops/s, wall ${wall.toFixed(0)} ms), direct ${directTotal.toFixed(0)} ms; ratio ${(totalMs / directTotal).toFixed(1)}×`);
   const host = starter.hostMs;
   console.log(`host share (request in → response out, all kinds): p50 ${f(pct(host, 50))} / p99 ${f(pct(host, 99))}; the rest of each round trip is the agent process, its SDK and the two pipe hops`);
