@@ -3,8 +3,8 @@
 // token; the agent never receives a provider API key.
 
 import { z } from 'zod';
+import { isLoopbackHost } from '../common/loopback.ts';
 
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 export const AgentConfig = z.strictObject({
   provider: z.enum(['anthropic', 'openai']),
@@ -13,7 +13,7 @@ export const AgentConfig = z.strictObject({
   baseUrl: z.string().max(2000).refine((s) => {
     try {
       const u = new URL(s);
-      return u.protocol === 'http:' && LOOPBACK_HOSTS.has(u.hostname) && !u.username && !u.password;
+      return u.protocol === 'http:' && isLoopbackHost(u.hostname) && !u.username && !u.password;
     } catch {
       return false;
     }

@@ -11,6 +11,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
+import { isLoopbackUrl } from '../common/loopback.ts';
 import type { AgentStarter } from './agent-starter.ts';
 import { SignedAuditLog } from './audit/signed-audit-log.ts';
 import { CheckpointStore } from './checkpoints/checkpoint-store.ts';
@@ -135,7 +136,7 @@ export class HostCore {
       sessionId: routeId,
       provider: opts.provider,
       upstreamBaseUrl: opts.upstreamBaseUrl,
-      requireApiKey: !isLoopback(opts.upstreamBaseUrl),
+      requireApiKey: !isLoopbackUrl(opts.upstreamBaseUrl),
       authorize: async (info) => {
         if (!session) throw new Error('no session is running');
         await session.authorizeModelCall(info);
@@ -184,14 +185,5 @@ export class HostCore {
     await this.gateway.close();
     await this.sandbox?.dispose();
     await this.audit.close();
-  }
-}
-
-function isLoopback(url: string): boolean {
-  try {
-    const h = new URL(url).hostname;
-    return h === '127.0.0.1' || h === 'localhost' || h === '[::1]' || h.startsWith('127.');
-  } catch {
-    return false;
   }
 }

@@ -25,6 +25,7 @@ import { describeFindings } from '../../common/redaction.ts';
 import { Emitter } from '../../common/emitter.ts';
 import { type PayloadFinding, redactPayload, scanPayload } from './payload-scan.ts';
 import { UsageMeter } from './usage-meter.ts';
+import { isLoopbackHost } from '../../common/loopback.ts';
 
 export type ModelProvider = 'anthropic' | 'openai';
 export type SecretMode = 'block' | 'redact';
@@ -150,9 +151,6 @@ export function envApiKey(provider: ModelProvider): string | undefined {
   return v && v.trim() ? v.trim() : undefined;
 }
 
-function isLoopback(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
-}
 
 /** The upstream endpoint for a base URL that may or may not end in /v1. */
 export function upstreamEndpoint(baseUrl: string, provider: ModelProvider): string {
@@ -162,7 +160,7 @@ export function upstreamEndpoint(baseUrl: string, provider: ModelProvider): stri
   } catch {
     throw new Error(`the model base URL ${JSON.stringify(baseUrl)} is not a URL`);
   }
-  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && isLoopback(u.hostname))) {
+  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && isLoopbackHost(u.hostname))) {
     throw new Error(`the model base URL must use https (http only on loopback): ${u.origin}`);
   }
   if (u.username || u.password) throw new Error('the model base URL must not carry credentials; the key comes from the keychain or environment');

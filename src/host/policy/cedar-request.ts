@@ -9,6 +9,7 @@
 import type { CedarValueJson } from '@cedar-policy/cedar-wasm/nodejs';
 import type { CapabilityAction, CapabilityRequest, ResolvedPath } from '../../common/capability.ts';
 import { parseShell } from '../../common/shell-parse.ts';
+import { isLoopbackHost } from '../../common/loopback.ts';
 
 export const NAMESPACE = 'Tether';
 export type ResourceType = 'File' | 'Command' | 'Host';
@@ -73,7 +74,7 @@ export const HOST_ATTRS: Readonly<Record<string, AttrGetter>> = {
   scheme: (s) => s.url!.protocol.slice(0, -1),
   url: (s) => s.request.url!,
   path: (s) => s.url!.pathname,
-  loopback: (s) => isLoopback(hostName(s.url!)),
+  loopback: (s) => isLoopbackHost(hostName(s.url!)),
   modelProvider: (s) => s.env.isModelProvider(s.url!),
 };
 
@@ -178,6 +179,3 @@ function portOf(url: URL): number {
   return DEFAULT_PORTS[url.protocol] ?? 0;
 }
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
