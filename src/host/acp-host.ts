@@ -101,6 +101,10 @@ export function createAcpHost(opts: AcpHostOptions): ClientApp {
   const run = <T>(req: CapabilityRequest, preview: () => Promise<ConsentPreview>, effect: () => Promise<EffectResult<T>>, signal: AbortSignal) =>
     broker.execute(req, { preview, effect, signal });
 
+  /** A read-only effect: done while its decision record is committed, released after (broker invariant 6). */
+  const runRead = <T, R>(req: CapabilityRequest, preview: () => Promise<ConsentPreview>, read: () => Promise<R>, reply: (r: R) => EffectResult<T>, signal: AbortSignal) =>
+    broker.execute(req, { preview, prepare: read, effect: async (r: R) => reply(r), signal });
+
   const handle = <P, R>(fn: (params: unknown, signal: AbortSignal) => Promise<R>) =>
     async ({ params, signal }: { params: P; signal: AbortSignal }): Promise<R> => {
       try {
@@ -116,30 +120,34 @@ export function createAcpHost(opts: AcpHostOptions): ClientApp {
     const p = parse(ReadTextFileParams, raw);
     const target = await resolve('read', METHODS.readTextFile, p, p.path, 'read');
     const req = request('read', METHODS.readTextFile, p.sessionId, p._meta, { target });
-    return run(req, async () => previewRead(target), async () => {
-      const r = await fs.readText(target, { ...(p.line ? { line: p.line } : {}), ...(p.limit ? { limit: p.limit } : {}) });
-      return { result: { content: r.content }, outcome: { bytes: r.bytes, ...(r.sha256 ? { postSha256: r.sha256 } : {}) } };
-    }, signal);
+    return runRead(req, async () => previewRead(target),
+      () => fs.readText(target, { ...(p.line ? { line: p.line } : {}), ...(p.limit ? { limit: p.limit } : {}) }),
+      (r) => ({ result: { content: r.content }, outcome: { bytes: r.bytes, ...(r.sha256 ? { postSha256: r.sha256 } : {}) } }),
+      signal);
   }));
 
   app.onRequest(METHODS.writeTextFile, handle(async (raw, signal) => {
     const p = parse(WriteTextFileParams, raw);
     const target = await resolve('write', METHODS.writeTextFile, p, p.path, 'write');
     const req = request('write', METHODS.writeTextFile, p.sessionId, p._meta, { target });
-    return run(req, () => previewWrite(fs, target, p.content), async () => {
-      const r = await fs.writeText(target, p.content);
-      return { result: {}, outcome: { bytes: r.bytes, postSha256: r.postSha256, ...(r.preSha256 ? { preSha256: r.preSha256 } : {}) } };
-    }, signal);
+    // The new content is staged beside the target while the decision is committed (broker invariant 6).
+    return broker.execute(req, {
+      preview: () => previewWrite(fs, target, p.content),
+      prepare: () => fs.stageWrite(target, p.content),
+      discard: async (staged) => { if (staged) await fs.discardStaged(staged); },
+      effect: async (staged) => {
+        const r = await fs.writeText(target, p.content, staged);
+        return { result: {}, outcome: { bytes: r.bytes, postSha256: r.postSha256, ...(r.preSha256 ? { preSha256: r.preSha256 } : {}) }, durable: r.durable };
+      },
+      signal,
+    });
   }));
 
   app.onRequest(METHODS.list, (raw: unknown) => raw, handle(async (raw, signal) => {
     const p = parse(ListParams, raw);
     const target = await resolve('list', METHODS.list, p, p.path, 'read');
     const req = request('list', METHODS.list, p.sessionId, p._meta, { target });
-    return run(req, async () => previewRead(target), async () => {
-      const r = await fs.list(target);
-      return { result: r, outcome: { bytes: r.entries.length } };
-    }, signal);
+    return runRead(req, async () => previewRead(target), () => fs.list(target), (r) => ({ result: r, outcome: { bytes: r.entries.length } }), signal);
   }));
 
   app.onRequest(METHODS.search, (raw: unknown) => raw, handle(async (raw, signal) => {
@@ -161,7 +169,7 @@ export function createAcpHost(opts: AcpHostOptions): ClientApp {
     const p = parse(StatParams, raw);
     const target = await resolve('stat', METHODS.stat, p, p.path, 'read');
     const req = request('stat', METHODS.stat, p.sessionId, p._meta, { target });
-    return run(req, async () => previewRead(target), async () => ({ result: await fs.stat(target) }), signal);
+    return runRead(req, async () => previewRead(target), () => fs.stat(target), (r) => ({ result: r }), signal);
   }));
 
   app.onRequest(METHODS.delete, (raw: unknown) => raw, handle(async (raw, signal) => {

@@ -15,7 +15,17 @@
 //     reply does not wait for its fsync: it is a deferred append that rides
 //     the next group commit (the next decision's, or a few ms later on its
 //     own; `settled()` and the writer's close wait for it). A crash in that
-//     window can lose an outcome, never a decision.
+//     window can lose an outcome, never a decision. An effect that is made
+//     durable after it returns (`EffectResult.durable`: a write's directory
+//     fsync) has its outcome appended once that settles, so an outcome
+//     record never claims a change the disk might not have.
+//  6. What an allowed effect needs and nobody can observe — reading the
+//     file, staging a write's new content in a temp file beside the target —
+//     may run while the decision record is being committed (`prepare`),
+//     after the checkpoint hook. Nothing leaves the host and nothing in the
+//     workspace changes until that record is durable; if it cannot be
+//     written, the staged work is discarded. This takes the effect's own
+//     I/O off the critical path of the audit fsync.
 
 import type { AuditActor, AuditOutcome, AuditRequest } from '../common/audit-record.ts';
 import type { CapabilityRequest } from '../common/capability.ts';
@@ -23,7 +33,7 @@ import type { ConsentPreview, ConsentQuestion, GrantScope } from '../common/cons
 import { DENIED_ERROR_CODE, type DecidedBy, type DeniedErrorData, type FinalDecision, type PolicyDecision } from '../common/decision.ts';
 import { Emitter } from '../common/emitter.ts';
 import { proposeGrant } from '../common/grants.ts';
-import type { AuditWriter } from './audit/audit-writer.ts';
+import type { AuditReceipt, AuditWriter } from './audit/audit-writer.ts';
 import type { ConsentPort, GrantStore } from './consent.ts';
 import type { PolicyEngine } from './policy/policy-engine.ts';
 
@@ -56,12 +66,28 @@ function formatDenial(d: DeniedErrorData): string {
 export interface EffectResult<T> {
   readonly result: T;
   readonly outcome?: Omit<AuditOutcome, 'ok'>;
+  /**
+   * Settles when the effect is on disk, if that comes after the result (a
+   * write's directory fsync). The outcome record waits for it; a rejection
+   * is recorded as a failed outcome ("the change was made but may not survive a crash").
+   */
+  readonly durable?: Promise<void>;
 }
 
-export interface ExecuteOptions<T> {
+export interface ExecuteOptions<T, P = undefined> {
   /** Built only when consent is needed. */
   readonly preview: () => Promise<ConsentPreview>;
-  readonly effect: () => Promise<EffectResult<T>>;
+  /**
+   * Invisible groundwork for the effect (invariant 6): started once the
+   * request is allowed, while its decision record is committed. Must change
+   * nothing the agent, a command or the user could observe. Its failure is
+   * the effect's failure.
+   */
+  readonly prepare?: () => Promise<P>;
+  /** Undoes `prepare` when the effect will not run (the decision record could not be written). */
+  readonly discard?: (prepared: P) => Promise<void>;
+  /** Gets what `prepare` returned (undefined without one). */
+  readonly effect: (prepared: P) => Promise<EffectResult<T>>;
   /** Aborts a pending consent question (agent cancelled the request). */
   readonly signal?: AbortSignal;
   /**
@@ -177,29 +203,58 @@ export class Broker {
     this.halted = undefined;
   }
 
-  async execute<T>(request: CapabilityRequest, options: ExecuteOptions<T>): Promise<T> {
+  async execute<T, P = undefined>(request: CapabilityRequest, options: ExecuteOptions<T, P>): Promise<T> {
     const decision = await this.decide(request, options);
-    const receipt = await this.record(request, decision);
+    const recorded = this.record(request, decision);
+    const started = performance.now();
+    // Invariant 6: the checkpoint hook and the effect's groundwork overlap the commit.
+    const ready = decision.allowed ? this.groundwork(request, options) : undefined;
+    let receipt: AuditReceipt;
+    try {
+      receipt = await recorded;
+    } catch (e) {
+      if (ready) void ready.then((r) => (r.ok && options.discard ? options.discard(r.prepared) : undefined)).catch(() => undefined);
+      throw e;
+    }
     this.didDecide.fire({ request, decision, seq: receipt.seq });
     if (!decision.allowed) {
       throw new RequestDenied({ decidedBy: decision.decidedBy, policyIds: decision.policy.policyIds, reason: decision.reason });
     }
-    const started = performance.now();
-    let outcome: AuditOutcome;
-    let result: T;
+    let done: EffectResult<T>;
     try {
-      await this.opts.hooks?.before?.(request);
-      const done = await options.effect();
-      result = done.result;
-      outcome = { ...done.outcome, ok: true, durationMs: round(performance.now() - started) };
+      const r = await ready!;
+      if (!r.ok) throw r.error;
+      done = await options.effect(r.prepared);
     } catch (e) {
-      outcome = { ok: false, error: (e as Error).message, durationMs: round(performance.now() - started) };
-      this.recordOutcome(request, outcome);
+      this.recordOutcome(request, { ok: false, error: (e as Error).message, durationMs: round(performance.now() - started) });
       throw e;
     }
-    this.recordOutcome(request, outcome);
+    const outcome: AuditOutcome = { ...done.outcome, ok: true, durationMs: round(performance.now() - started) };
+    if (done.durable) {
+      const durable = done.durable.then(
+        () => outcome,
+        (e: unknown): AuditOutcome => ({ ...outcome, ok: false, error: `the change was made but may not survive a crash: ${(e as Error).message}` }),
+      );
+      this.recordOutcome(request, durable);
+    } else {
+      this.recordOutcome(request, outcome);
+    }
     await this.opts.hooks?.after?.(request, outcome, receipt.seq);
-    return result;
+    return done.result;
+  }
+
+  /**
+   * The before-effect hook, then `prepare`, started right after the decision
+   * record went to the writer (the signed log has its write on the way to the
+   * disk by then). Never rejects.
+   */
+  private async groundwork<T, P>(request: CapabilityRequest, options: ExecuteOptions<T, P>): Promise<{ ok: true; prepared: P } | { ok: false; error: unknown }> {
+    try {
+      await this.opts.hooks?.before?.(request);
+      return { ok: true, prepared: (options.prepare ? await options.prepare() : undefined) as P };
+    } catch (error) {
+      return { ok: false, error };
+    }
   }
 
   /** Resolves when every outcome record appended so far is durable. */
@@ -346,7 +401,7 @@ export class Broker {
     throw new RequestDenied({ decidedBy: 'host', policyIds: [], reason });
   }
 
-  private async decide<T>(request: CapabilityRequest, options: ExecuteOptions<T>): Promise<FinalDecision> {
+  private async decide(request: CapabilityRequest, options: Pick<ExecuteOptions<unknown, unknown>, 'userInitiated' | 'preview' | 'signal'>): Promise<FinalDecision> {
     if (this.halted !== undefined && !options.userInitiated) {
       return deny({ effect: 'deny', policyIds: [], reason: this.halted }, 'kill-switch', this.halted);
     }
@@ -365,7 +420,7 @@ export class Broker {
     return this.askUser(request, policy, options);
   }
 
-  private askUser<T>(request: CapabilityRequest, policy: PolicyDecision, options: ExecuteOptions<T>): Promise<FinalDecision> {
+  private askUser(request: CapabilityRequest, policy: PolicyDecision, options: Pick<ExecuteOptions<unknown, unknown>, 'preview' | 'signal'>): Promise<FinalDecision> {
     return this.consent(request, policy, options.preview, () => proposeGrant(request), options.signal);
   }
 
@@ -439,8 +494,10 @@ export class Broker {
     });
   }
 
-  private recordOutcome(request: CapabilityRequest, outcome: AuditOutcome): void {
-    const p = this.appendOutcome(request, outcome).then(
+  /** Appends the outcome (once it is known, for an effect still becoming durable) without waiting for its fsync. */
+  private recordOutcome(request: CapabilityRequest, settling: AuditOutcome | Promise<AuditOutcome>): void {
+    let outcome: AuditOutcome;
+    const p = Promise.resolve(settling).then((o) => this.appendOutcome(request, (outcome = o))).then(
       (seq) => this.didComplete.fire({ request, outcome, seq }),
       // The writer is now failed and denies every further decision (fail closed).
       (e: unknown) => console.error(`tether: an outcome record could not be written: ${(e as Error).message}`),

@@ -88,7 +88,34 @@ export interface WriteTextResult {
   readonly postSha256: string;
   /** Canonical paths of directories created for the file, outermost first. */
   readonly createdDirs: readonly string[];
+  /**
+   * Settles when the rename is on disk (the directory's fsync; at once when
+   * not durable). The file's content was fsync'd before the rename.
+   */
+  readonly durable: Promise<void>;
 }
+
+/** A write staged by FsEffects.stageWrite: its content in a temp file beside the target. */
+export interface StagedWrite {
+  readonly bytes: number;
+}
+
+interface Staged extends StagedWrite {
+  readonly jail: WorkspaceJail;
+  readonly target: string;
+  readonly content: string;
+  readonly dir: DirAnchor;
+  readonly name: string;
+  readonly tmpName: string;
+  readonly postSha256: string;
+  readonly preSha256?: string;
+  /** Renamed into place or discarded. */
+  settled: boolean;
+}
+
+/** Temp files of writes in progress are named `${TEMP_PREFIX}<16 hex>${TEMP_SUFFIX}` (checkpoints leave them out). */
+export const TEMP_PREFIX = '.tether-';
+export const TEMP_SUFFIX = '.tmp';
 
 export interface DeleteResult {
   /** SHA-256 of a deleted regular file. */
@@ -166,35 +193,131 @@ export class FsEffects {
    * Replaces (or creates) a file with `content`: temp file in the same directory,
    * then rename. Creates missing parent directories inside the workspace.
    */
-  async writeText(t: ResolvedPath, content: string): Promise<WriteTextResult> {
+  async writeText(t: ResolvedPath, content: string, staged?: StagedWrite): Promise<WriteTextResult> {
     const id = this.jailed(t);
     this.notRoot(t, 'write');
+    if (staged !== undefined) return this.commitStaged(t, content, staged);
+    const data = this.writeData(t, content);
+    const created: string[] = [];
+    return this.withDir(id.dir, id.dirId, (base) => this.withParents(base, id, t.path, created, async (dir) => this.commit(t, await this.stageIn(dir, t, content, data), created, false)));
+  }
+
+  /**
+   * The part of a write nobody can observe (broker invariant 6): the new
+   * content in a temp file beside the target (written and, if durable,
+   * fsync'd), the old content hashed. Changes nothing at the target. Returns
+   * undefined when the target's directory does not exist yet: creating it is
+   * the write's to do. Commit with writeText(t, content, staged); if the
+   * write will not happen, discardStaged.
+   */
+  async stageWrite(t: ResolvedPath, content: string): Promise<StagedWrite | undefined> {
+    const id = this.jailed(t);
+    this.notRoot(t, 'write');
+    const data = this.writeData(t, content);
+    if (path.dirname(t.path) !== id.dir) return undefined;
+    const dir = await this.jail.anchor(id.dir, id.dirId);
+    try {
+      return await this.stageIn(dir, t, content, data);
+    } catch (e) {
+      await dir.close();
+      throw e;
+    }
+  }
+
+  /** Removes a staged write's temp file. */
+  async discardStaged(staged: StagedWrite): Promise<void> {
+    const s = staged as Staged;
+    if (s.settled) return;
+    s.settled = true;
+    try {
+      await io.unlink(s.dir.entry(s.tmpName), s.dir.syncIo).catch(() => undefined);
+    } finally {
+      await s.dir.close();
+    }
+  }
+
+  private writeData(t: ResolvedPath, content: string): Buffer {
     if (t.exists && t.type !== 'file') throw new FsEffectError('not-a-file', `${t.path} is a ${t.type ?? 'special file'}, not a regular file`);
     const data = Buffer.from(content, 'utf8');
     if (data.length > LIMITS.maxWriteBytes) throw new FsEffectError('too-large', `the content is ${data.length} bytes, over the write limit of ${LIMITS.maxWriteBytes}`);
+    return data;
+  }
+
+  /** Hashes what is there now (checking it is what resolution saw) and writes the new content to a temp file in `dir`. */
+  private async stageIn(dir: DirAnchor, t: ResolvedPath, content: string, data: Buffer): Promise<Staged> {
     const name = path.basename(t.path);
-    const created: string[] = [];
-    return this.withDir(id.dir, id.dirId, (base) => this.withParents(base, id, t.path, created, async (dir) => {
-      let preSha256: string | undefined;
-      let mode: number | undefined;
-      if (t.exists) {
-        // O_NOFOLLOW + identity check: the same test as expectSame, and the file is then open for its hash.
-        const sync = this.inPlace(dir, t);
-        const { fd, st } = await openChecked(dir, t, READ_FLAGS, sync);
-        try {
-          mode = Number(st.mode) & 0o777;
-          preSha256 = await hashFile(fd, Number(st.size), sync);
-        } finally {
-          await io.closeFd(fd, sync);
-        }
-      } else {
-        expectSame(t, await lstatEntry(dir, name));
+    let preSha256: string | undefined;
+    let mode: number | undefined;
+    if (t.exists) {
+      // O_NOFOLLOW + identity check: the same test as expectSame, and the file is then open for its hash.
+      const sync = this.inPlace(dir, t);
+      const { fd, st } = await openChecked(dir, t, READ_FLAGS, sync);
+      try {
+        mode = Number(st.mode) & 0o777;
+        preSha256 = await hashFile(fd, Number(st.size), sync);
+      } finally {
+        await io.closeFd(fd, sync);
       }
-      await this.replace(dir, name, data, mode, async () => {
-        expectSame(t, await lstatEntry(dir, name));
-      });
-      return { created: !t.exists, bytes: data.length, ...(preSha256 ? { preSha256 } : {}), postSha256: sha256(data), createdDirs: created };
-    }));
+    } else {
+      expectSame(t, await lstatEntry(dir, name));
+    }
+    const sync = dir.syncIo;
+    const tmpName = `${TEMP_PREFIX}${randomBytes(8).toString('hex')}${TEMP_SUFFIX}`;
+    const tmp = dir.entry(tmpName);
+    const fd = await io.openFd(tmp, CREATE_FLAGS, mode ?? 0o666, sync);
+    try {
+      try {
+        await Promise.all([mode !== undefined ? io.fchmod(fd, mode, sync) : undefined, io.writeAll(fd, data, sync && data.length <= io.SYNC_MAX_BYTES)]);
+        if (this.durable) await io.fsyncFd(fd);
+      } finally {
+        await io.closeFd(fd, sync);
+      }
+    } catch (e) {
+      await io.unlink(tmp, sync).catch(() => undefined);
+      throw e;
+    }
+    return { jail: this.jail, target: t.path, content, dir, name, tmpName, bytes: data.length, postSha256: sha256(data), ...(preSha256 ? { preSha256 } : {}), settled: false };
+  }
+
+  private async commitStaged(t: ResolvedPath, content: string, staged: StagedWrite): Promise<WriteTextResult> {
+    const s = staged as Staged;
+    if (s.settled || s.jail !== this.jail || s.target !== t.path || s.content !== content) throw new FsEffectError('unresolved', `the staged write is not this write to ${t.path}`);
+    let result: WriteTextResult | undefined;
+    try {
+      result = await this.commit(t, s, [], true);
+      return result;
+    } finally {
+      if (!result) await this.discardStaged(s);
+    }
+  }
+
+  /**
+   * Renames the staged file over the target if the directory and the target
+   * are still what resolution saw. With `background`, the directory's fsync
+   * (if durable) is left running in `durable` and closes the staged
+   * directory when done; otherwise it is awaited here.
+   */
+  private async commit(t: ResolvedPath, s: Staged, created: string[], background: boolean): Promise<WriteTextResult> {
+    const { dir } = s;
+    const tmp = dir.entry(s.tmpName);
+    try {
+      await dir.verify();
+      expectSame(t, await lstatEntry(dir, s.name));
+      await io.rename(tmp, dir.entry(s.name), dir.syncIo);
+    } catch (e) {
+      await io.unlink(tmp, dir.syncIo).catch(() => undefined);
+      throw e;
+    }
+    s.settled = true;
+    let durable: Promise<void>;
+    if (background) {
+      durable = this.syncDir(dir).finally(() => dir.close());
+      durable.catch(() => undefined); // the broker observes it; never an unhandled rejection
+    } else {
+      await this.syncDir(dir);
+      durable = Promise.resolve();
+    }
+    return { created: !t.exists, bytes: s.bytes, ...(s.preSha256 ? { preSha256: s.preSha256 } : {}), postSha256: s.postSha256, createdDirs: created, durable };
   }
 
   /** Entries of a directory (symlinks listed as symlinks, never followed), sorted by name, at most LIMITS.maxListEntries. */
@@ -431,29 +554,6 @@ export class FsEffects {
     } finally {
       if (cur !== base) await cur.close();
     }
-  }
-
-  /** Writes `data` to a new temp file in `dir` and renames it to `name`; `recheck` runs just before the rename. */
-  private async replace(dir: DirAnchor, name: string, data: Buffer, mode: number | undefined, recheck: () => Promise<void>): Promise<void> {
-    const sync = dir.syncIo;
-    const tmpName = `.tether-${randomBytes(8).toString('hex')}.tmp`;
-    const tmp = dir.entry(tmpName);
-    const fd = await io.openFd(tmp, CREATE_FLAGS, mode ?? 0o666, sync);
-    try {
-      try {
-        await Promise.all([mode !== undefined ? io.fchmod(fd, mode, sync) : undefined, io.writeAll(fd, data, sync && data.length <= io.SYNC_MAX_BYTES)]);
-        if (this.durable) await io.fsyncFd(fd);
-      } finally {
-        await io.closeFd(fd, sync);
-      }
-      await dir.verify();
-      await recheck();
-      await io.rename(tmp, dir.entry(name), sync);
-    } catch (e) {
-      await io.unlink(tmp, sync).catch(() => undefined);
-      throw e;
-    }
-    await this.syncDir(dir);
   }
 
   private async removeContents(dir: DirAnchor): Promise<number> {

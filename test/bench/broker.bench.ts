@@ -9,12 +9,17 @@
 // on other files (JIT and wasm tier-up; the policy memo stays cold for the
 // measured paths), as a host that has been running a while would be.
 //
+// Where the slow ops come from: each op's round trip is split into the host's
+// share and the rest (agent process, SDKs, pipes), and checked against GC
+// pauses in either process (both report on the monotonic clock).
+//
 // BENCH_AUDIT_DIR=/dev/shm puts the audit log on tmpfs, BENCH_WS_DIR=/dev/shm
-// the workspace (together: the floor without any fsync cost);
+// the workspace (together: the floor without any disk at all);
 // BENCH_CPU_PROF=DIR writes CPU profiles of the measured run only: the host's
 // (host.cpuprofile) and the agent process's.
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CapabilityRequest } from '../../src/common/capability.ts';
@@ -50,7 +55,16 @@ function pct(xs: number[], p: number): number {
 }
 const f = (ms: number) => `${ms.toFixed(3)} ms`;
 
-/** Notes the host's share of each request: from the parsed request reaching the SDK to its response leaving it. */
+/** Milliseconds on CLOCK_MONOTONIC, as the replay agent reports them. */
+const toClock = Number(process.hrtime.bigint()) / 1e6 - performance.now();
+type Pause = [start: number, ms: number];
+/** GC pause time of `pauses` inside [start, start + ms]. */
+const pausedIn = (pauses: readonly Pause[], start: number, ms: number) =>
+  pauses.reduce((sum, [s, d]) => (s < start + ms && s + d > start ? sum + d : sum), 0);
+const gcSummary = (pauses: readonly Pause[]) =>
+  `${pauses.length} pauses, ${pauses.reduce((a, [, d]) => a + d, 0).toFixed(1)} ms in all, longest ${Math.max(0, ...pauses.map(([, d]) => d)).toFixed(1)} ms`;
+
+/** Notes the host's share of each request, in arrival order: from the parsed request reaching the SDK to its response leaving it. */
 class TimedStarter implements AgentStarter {
   readonly hostMs: number[] = [];
   private readonly inner: AgentStarter;
@@ -111,9 +125,13 @@ export default async function bench(): Promise<void> {
     model: { provider: 'anthropic', model: 'none', baseUrl: 'http://127.0.0.1:9', token: 'x' },
     starter,
   });
+  const hostGc: Pause[] = [];
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) hostGc.push([toClock + e.startTime, e.duration]);
+  });
   const decided: CapabilityRequest[] = [];
   session.broker.onDidDecide((e) => decided.push(e.request));
-  type Replay = { _meta: { lat: Record<string, number[]>; totalMs: number; cpuMs: number } };
+  type Replay = { _meta: { lat: Record<string, number[]>; totalMs: number; cpuMs: number; starts: number[]; gcPauses: Pause[] } };
   const agent = (session as unknown as { connection: { agent: { request: (m: string, p: unknown) => Promise<Replay>; notify: (m: string, p: unknown) => Promise<void> } } }).connection.agent;
   const replay = (list: Op[]) => agent.request('session/prompt', { sessionId: session.id, prompt: [{ type: 'text', text: JSON.stringify(list) }] });
   await replay(warmup);
@@ -126,11 +144,13 @@ export default async function bench(): Promise<void> {
     await inspector.post('Profiler.enable');
     await inspector.post('Profiler.start');
   }
+  gcObserver.observe({ entryTypes: ['gc'] });
   const cpu0 = process.cpuUsage();
   const started = performance.now();
   const res = await replay(ops);
   const wall = performance.now() - started;
   const hostCpu = process.cpuUsage(cpu0);
+  gcObserver.disconnect();
   if (inspector) {
     const { profile } = await inspector.post('Profiler.stop');
     await writeFile(join(profDir!, 'host.cpuprofile'), JSON.stringify(profile));
@@ -181,8 +201,18 @@ export default async function bench(): Promise<void> {
   const top = slowest.slice(0, Math.ceil(all.length / 100));
   console.log(`the slowest 1% (${top.length} ops): ${top.filter((t) => t.first).length} first touches, ${top.filter((t) => t.kind === 'write').length} writes; positions ${top.slice(0, 12).map((t) => t.at).sort((a, b) => a - b).join(' ')}…`);
   console.log(`total: brokered ${totalMs.toFixed(0)} ms (${(all.length / (totalMs / 1000)).toFixed(0)} ops/s, wall ${wall.toFixed(0)} ms), direct ${directTotal.toFixed(0)} ms; ratio ${(totalMs / directTotal).toFixed(1)}×`);
+  // Each op's round trip = the host's share + the rest (agent process, its SDK, two pipe hops).
   const host = starter.hostMs;
-  console.log(`host share (request in → response out, all kinds): p50 ${f(pct(host, 50))} / p99 ${f(pct(host, 99))}; the rest of each round trip is the agent process, its SDK and the two pipe hops`);
+  const seen2: Record<string, number> = { read: 0, write: 0, list: 0 };
+  const trips = ops.map((op, i) => ({ kind: op.kind, ms: lat[op.kind]![seen2[op.kind]!++]!, host: host[i]!, start: res._meta.starts[i]! }));
+  const rest = trips.map((t) => t.ms - t.host);
+  console.log(`host share (request in → response out): p50 ${f(pct(host, 50))} / p99 ${f(pct(host, 99))}; the rest (agent process, SDKs, pipes): p50 ${f(pct(rest, 50))} / p99 ${f(pct(rest, 99))}`);
+  const agentGc = res._meta.gcPauses;
+  console.log(`GC during the run: host ${gcSummary(hostGc)}; agent ${gcSummary(agentGc)}`);
+  const slow = trips.filter((t) => t.ms > 1);
+  const inGc = slow.filter((t) => pausedIn(hostGc, t.start, t.ms) + pausedIn(agentGc, t.start, t.ms) > 0.1);
+  const slowReads = slow.filter((t) => t.kind !== 'write' && !inGc.includes(t));
+  console.log(`ops over 1 ms: ${slow.length} (${(100 * slow.length / trips.length).toFixed(1)}%): ${slow.filter((t) => t.kind === 'write').length} writes, ${inGc.length} overlapping a GC pause, ${slowReads.length} other reads/lists of which ${slowReads.filter((t) => t.host > t.ms / 2).length} spent most of it in the host`);
   const µs = (ms: number) => `${((ms * 1000) / all.length).toFixed(0)} µs`;
   console.log(`cpu per op: host ${µs((hostCpu.user + hostCpu.system) / 1000)} (all its threads), agent ${µs(cpuMs)}`);
   console.log(`policy memo: ${JSON.stringify(policy.memoStats())}`);

@@ -333,7 +333,8 @@ describe.each(['auto', 'thread-pool'] as const)('FsEffects (io: %s)', (io) => {
 
   describe('writeText', () => {
     it('creates a file and reports its hash and no pre-hash', async () => {
-      const r = await fx.writeText(await jail.resolve('new.txt', { intent: 'write' }), 'héllo\n');
+      const { durable, ...r } = await fx.writeText(await jail.resolve('new.txt', { intent: 'write' }), 'héllo\n');
+      await durable;
       expect(r).toEqual({ created: true, bytes: Buffer.byteLength('héllo\n'), postSha256: sha('héllo\n'), createdDirs: [] });
       expect(await readFile(join(ws, 'new.txt'), 'utf8')).toBe('héllo\n');
     });
@@ -358,6 +359,64 @@ describe.each(['auto', 'thread-pool'] as const)('FsEffects (io: %s)', (io) => {
       ['onto the workspace root', '.', 'root'],
     ])('refuses a write %s', async (_name, input, code) => {
       expect(await errorOf(fx.writeText(await jail.resolve(input, { intent: 'write' }), 'x'))).toMatchObject({ code });
+    });
+
+    describe('staged (content written beside the target first, renamed over it later)', () => {
+      const temps = async (dir = ws) => (await readdir(dir)).filter((n) => n.startsWith('.tether-'));
+
+      it('stages without touching the target, then commits: the target changes, the temp file is gone, the rename is made durable', async () => {
+        const t = await jail.resolve('f.txt', { intent: 'write' });
+        const staged = await fx.stageWrite(t, 'staged\n');
+        expect(staged).toBeDefined();
+        expect(await readFile(join(ws, 'f.txt'), 'utf8')).toBe('original\n');
+        expect(await temps()).toHaveLength(1);
+        const r = await fx.writeText(t, 'staged\n', staged);
+        expect(r).toMatchObject({ created: false, preSha256: sha('original\n'), postSha256: sha('staged\n'), bytes: 7 });
+        await r.durable;
+        expect(await readFile(join(ws, 'f.txt'), 'utf8')).toBe('staged\n');
+        expect(await temps()).toEqual([]);
+      });
+
+      it('discards: the temp file is removed and the target is as it was', async () => {
+        const staged = await fx.stageWrite(await jail.resolve('f.txt', { intent: 'write' }), 'never\n');
+        await fx.discardStaged(staged!);
+        await fx.discardStaged(staged!); // twice is harmless
+        expect(await readFile(join(ws, 'f.txt'), 'utf8')).toBe('original\n');
+        expect(await temps()).toEqual([]);
+      });
+
+      it('refuses to commit when the target was replaced after staging, and leaves no temp file', async () => {
+        const t = await jail.resolve('f.txt', { intent: 'write' });
+        const staged = await fx.stageWrite(t, 'late\n');
+        await rm(join(ws, 'f.txt'));
+        await writeFile(join(ws, 'f.txt'), 'someone else\n');
+        expect(await errorOf(fx.writeText(t, 'late\n', staged))).toBeInstanceOf(PathChanged);
+        expect(await readFile(join(ws, 'f.txt'), 'utf8')).toBe('someone else\n');
+        expect(await temps()).toEqual([]);
+      });
+
+      it('refuses to commit a staged write with other content or for another path', async () => {
+        const t = await jail.resolve('f.txt', { intent: 'write' });
+        const staged = await fx.stageWrite(t, 'one\n');
+        expect(await errorOf(fx.writeText(t, 'two\n', staged))).toMatchObject({ code: 'unresolved' });
+        const other = await fx.stageWrite(await jail.resolve('other.txt', { intent: 'write' }), 'one\n');
+        expect(await errorOf(fx.writeText(t, 'one\n', other))).toMatchObject({ code: 'unresolved' });
+        await fx.discardStaged(staged!);
+        await fx.discardStaged(other!);
+        expect(await readFile(join(ws, 'f.txt'), 'utf8')).toBe('original\n');
+        expect(await temps()).toEqual([]);
+      });
+
+      it('does not stage a write whose directory does not exist yet (no directory is created before the commit)', async () => {
+        expect(await fx.stageWrite(await jail.resolve('n/e/w.txt', { intent: 'write' }), 'x')).toBeUndefined();
+        expect(await exists(join(ws, 'n'))).toBe(false);
+      });
+
+      it('refuses to stage what it would refuse to write', async () => {
+        expect(await errorOf(fx.stageWrite(await jail.resolve('sub', { intent: 'write' }), 'x'))).toMatchObject({ code: 'not-a-file' });
+        expect(await errorOf(fx.stageWrite(await jail.resolve('../outside/new', { intent: 'write' }), 'x'))).toMatchObject({ code: 'outside' });
+        expect(await temps()).toEqual([]);
+      });
     });
 
     it('refuses content over the write limit in bytes', async () => {

@@ -38,12 +38,15 @@ import type {
   PruneResult, RestoreFile, RestoreOptions, RestorePlan, RestoreResult, SkippedPath, StoreUsage,
 } from './checkpoint-types.ts';
 import { TREE_MODE, commitMessage, commitTree, objectId, readBlob, readTree, writeObject, type FileMode, type GitDir } from './git-objects.ts';
+import { TEMP_PREFIX, TEMP_SUFFIX } from '../fs-effects.ts';
 import { IgnoreRules } from './ignore-rules.ts';
 import { atomicWrite, createShadowFs, TMP_PREFIX } from './shadow-fs.ts';
 import { SnapshotTree, deserializeFile, serializeFile, type FileEntry, type SerializedFile, type SerializedTree, type StatKey } from './snapshot-tree.ts';
 import { acquireLock } from './store-lock.ts';
 import { fileDiff, isBinary, type DiffSide } from './unified-diff.ts';
 import { RACY_MS, WorkspaceScanner, isMissing, minimalRoots, sameStat, underRoot, type ScanResult } from './workspace-scanner.ts';
+
+const WRITE_TEMP_PATTERN = `${TEMP_PREFIX}${'?'.repeat(16)}${TEMP_SUFFIX}`;
 
 export interface CheckpointStoreOptions {
   /** The workspace directory (resolved to its canonical path). */
@@ -173,7 +176,8 @@ export class CheckpointStore {
     this.maxAgeDays = opts.retention?.maxAgeDays ?? 30;
     this.lockTimeoutMs = opts.lockTimeoutMs ?? 10_000;
     this.pruneEvery = Math.max(1, opts.pruneEvery ?? 50);
-    const rules = new IgnoreRules({ workspace, respectGitignore: opts.respectGitignore ?? true, exclude: opts.exclude ?? [], excludeDirs });
+    // A write's temp file (staged while its decision is committed) is never captured.
+    const rules = new IgnoreRules({ workspace, respectGitignore: opts.respectGitignore ?? true, exclude: [WRITE_TEMP_PATTERN, ...(opts.exclude ?? [])], excludeDirs });
     this.scanner = new WorkspaceScanner({ workspace, rules, maxFileBytes: this.maxFileBytes });
   }
 

@@ -1,6 +1,7 @@
 // The signed audit log against real files. Keys come from a StaticKeyStore
 // here (the keychain has its own tests against a real Secret Service).
-import { appendFile, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { appendFile, mkdtemp, readFile, readdir, readlink, realpath, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -30,6 +31,22 @@ async function checkpointLines(dir: string) {
 }
 
 describe('SignedAuditLog', () => {
+  it.runIf(process.platform === 'linux')('opens its segments O_DSYNC on Linux, so each commit is one durable write (the kernel says so in fdinfo)', async () => {
+    const dir = await tmp();
+    const log = await SignedAuditLog.open({ dir, keyStore: keyStore() });
+    await log.append({ type: 'session.start', session: 's' });
+    const [segment] = await segments(dir);
+    let flags: number | undefined;
+    for (const fd of await readdir('/proc/self/fd')) {
+      const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+      if (target === join(await realpath(dir), segment!)) flags = parseInt(/^flags:\s+(\d+)/m.exec(await readFile(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!, 8);
+    }
+    await log.close();
+    expect(flags).toBeDefined();
+    expect(flags! & constants.O_DSYNC).toBe(constants.O_DSYNC);
+    expect(flags! & constants.O_APPEND).toBe(constants.O_APPEND);
+  });
+
   it('chains concurrent appends by leaf hash, acknowledges each with its seq, and signs the tree at close', async () => {
     const dir = await tmp();
     const ks = keyStore();
