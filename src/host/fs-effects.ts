@@ -20,6 +20,11 @@
 // after the first check is refused; what changes between that last check and
 // the rename itself is replaced by the rename, never followed.
 //
+// A write can be staged (stageWrite: the temp file written, nothing else
+// changed) while its decision record is committed, then committed (the
+// re-checks and the rename); its directory's fsync, and a new file's own,
+// finish after the rename in `durable`, which the outcome record waits for.
+//
 // Reads, writes and lists make their calls in place on a local file system and
 // through the thread pool elsewhere or above SYNC_MAX_BYTES (fs-io.ts); fsync
 // always goes to the thread pool. Delete, move and search use the thread pool.
@@ -89,8 +94,9 @@ export interface WriteTextResult {
   /** Canonical paths of directories created for the file, outermost first. */
   readonly createdDirs: readonly string[];
   /**
-   * Settles when the rename is on disk (the directory's fsync; at once when
-   * not durable). The file's content was fsync'd before the rename.
+   * Settles when the write is on disk (at once when not durable): a replaced
+   * file's content was fsync'd before the rename; a new file's is fsync'd
+   * after it, then the directory.
    */
   readonly durable: Promise<void>;
 }
@@ -109,6 +115,8 @@ interface Staged extends StagedWrite {
   readonly tmpName: string;
   readonly postSha256: string;
   readonly preSha256?: string;
+  /** A new file's temp file, still open: its fsync comes after the rename. */
+  readonly unsyncedFd?: number;
   /** Renamed into place or discarded. */
   settled: boolean;
 }
@@ -204,8 +212,8 @@ export class FsEffects {
 
   /**
    * The part of a write nobody can observe (broker invariant 6): the new
-   * content in a temp file beside the target (written and, if durable,
-   * fsync'd), the old content hashed. Changes nothing at the target. Returns
+   * content in a temp file beside the target (fsync'd when it will replace a
+   * file), the old content hashed. Changes nothing at the target. Returns
    * undefined when the target's directory does not exist yet: creating it is
    * the write's to do. Commit with writeText(t, content, staged); if the
    * write will not happen, discardStaged.
@@ -230,6 +238,7 @@ export class FsEffects {
     if (s.settled) return;
     s.settled = true;
     try {
+      if (s.unsyncedFd !== undefined) await io.closeFd(s.unsyncedFd, s.dir.syncIo).catch(() => undefined);
       await io.unlink(s.dir.entry(s.tmpName), s.dir.syncIo).catch(() => undefined);
     } finally {
       await s.dir.close();
@@ -265,18 +274,27 @@ export class FsEffects {
     const tmpName = `${TEMP_PREFIX}${randomBytes(8).toString('hex')}${TEMP_SUFFIX}`;
     const tmp = dir.entry(tmpName);
     const fd = await io.openFd(tmp, CREATE_FLAGS, mode ?? 0o666, sync);
+    // Replacing a file: its new content is on disk before the rename, so a
+    // crash leaves the old content or the new, never an empty file. A new
+    // file has no old content to lose: its fsync can follow the rename (the
+    // outcome record waits for it), so the fd stays open until then.
+    const syncLater = this.durable && !t.exists;
     try {
       try {
         await Promise.all([mode !== undefined ? io.fchmod(fd, mode, sync) : undefined, io.writeAll(fd, data, sync && data.length <= io.SYNC_MAX_BYTES)]);
-        if (this.durable) await io.fsyncFd(fd);
+        if (this.durable && !syncLater) await io.fsyncFd(fd);
       } finally {
-        await io.closeFd(fd, sync);
+        if (!syncLater) await io.closeFd(fd, sync);
       }
     } catch (e) {
+      if (syncLater) await io.closeFd(fd, sync).catch(() => undefined);
       await io.unlink(tmp, sync).catch(() => undefined);
       throw e;
     }
-    return { jail: this.jail, target: t.path, content, dir, name, tmpName, bytes: data.length, postSha256: sha256(data), ...(preSha256 ? { preSha256 } : {}), settled: false };
+    return {
+      jail: this.jail, target: t.path, content, dir, name, tmpName, bytes: data.length, postSha256: sha256(data),
+      ...(preSha256 ? { preSha256 } : {}), ...(syncLater ? { unsyncedFd: fd } : {}), settled: false,
+    };
   }
 
   private async commitStaged(t: ResolvedPath, content: string, staged: StagedWrite): Promise<WriteTextResult> {
@@ -305,16 +323,28 @@ export class FsEffects {
       expectSame(t, await lstatEntry(dir, s.name));
       await io.rename(tmp, dir.entry(s.name), dir.syncIo);
     } catch (e) {
+      if (s.unsyncedFd !== undefined) await io.closeFd(s.unsyncedFd, dir.syncIo).catch(() => undefined);
       await io.unlink(tmp, dir.syncIo).catch(() => undefined);
       throw e;
     }
     s.settled = true;
+    // The new file's data (if not synced before the rename), then the rename itself.
+    const makeDurable = async () => {
+      if (s.unsyncedFd !== undefined) {
+        try {
+          await io.fsyncFd(s.unsyncedFd);
+        } finally {
+          await io.closeFd(s.unsyncedFd, dir.syncIo);
+        }
+      }
+      await this.syncDir(dir);
+    };
     let durable: Promise<void>;
     if (background) {
-      durable = this.syncDir(dir).finally(() => dir.close());
+      durable = makeDurable().finally(() => dir.close());
       durable.catch(() => undefined); // the broker observes it; never an unhandled rejection
     } else {
-      await this.syncDir(dir);
+      await makeDurable();
       durable = Promise.resolve();
     }
     return { created: !t.exists, bytes: s.bytes, ...(s.preSha256 ? { preSha256: s.preSha256 } : {}), postSha256: s.postSha256, createdDirs: created, durable };

@@ -60,6 +60,8 @@ export async function startHeadlessHost(opts: HeadlessOptions): Promise<Headless
     modelProviders: [upstreamBaseUrl],
     ...(opts.keyStore ? { keyStore: opts.keyStore } : {}),
     ...(opts.allowUnsignedAudit ? { allowUnsignedAudit: true } : {}),
+    // No UI shares this event loop: audit commits skip the thread pool's hand-off.
+    auditCommitInPlace: true,
     ...(opts.apiKey ? { getApiKey: opts.apiKey } : {}),
     ...(opts.commands !== undefined ? { commands: opts.commands } : {}),
     ...(opts.checkpoints !== undefined ? { checkpoints: opts.checkpoints } : {}),

@@ -45,6 +45,8 @@ export interface HostCoreOptions {
   readonly keyStore?: KeyStore;
   /** Managed setting: run with an unsigned audit log when no key is available (every record says so). */
   readonly allowUnsignedAudit?: boolean;
+  /** Audit commits on the event loop's thread (SignedAuditLogOptions.commitInPlace): for a host with no UI on it. */
+  readonly auditCommitInPlace?: boolean;
   /** The model API keys, read by the host only. Default: ANTHROPIC_API_KEY / OPENAI_API_KEY. */
   readonly getApiKey?: ApiKeySource;
   /** Default true: shell commands run in the OS sandbox (denied with a reason where it is unavailable). */
@@ -108,6 +110,7 @@ export class HostCore {
       dir: auditDir,
       keyStore: opts.keyStore ?? new KeyringKeyStore(),
       ...(opts.allowUnsignedAudit ? { allowUnsigned: true } : {}),
+      ...(opts.auditCommitInPlace ? { commitInPlace: true } : {}),
       onWarning: (m) => console.error(`tether: audit: ${m}`),
     });
     let sandbox: BubblewrapSandbox | undefined;

@@ -115,7 +115,10 @@ export default async function bench(): Promise<void> {
   const policy = await CedarPolicyEngine.load({ userFiles: [userPolicy] });
   const auditDir = await mkdtemp(join(process.env['BENCH_AUDIT_DIR'] ?? tmpdir(), 'tether-bench-audit-'));
   // The signed Merkle log sessions use (key given to the process: the keychain is not what is measured).
-  const audit = await SignedAuditLog.open({ dir: auditDir, keyStore: new StaticKeyStore(NoteSigningKey.generate('bench')) });
+  // Commits as the headless CLI makes them (on the event loop's thread), or as
+  // the desktop app does (libuv's thread pool) with BENCH_AUDIT_COMMIT=pool.
+  const commitInPlace = process.env['BENCH_AUDIT_COMMIT'] !== 'pool';
+  const audit = await SignedAuditLog.open({ dir: auditDir, keyStore: new StaticKeyStore(NoteSigningKey.generate('bench')), commitInPlace });
   const starter = new TimedStarter(new ForkAgentStarter(join(import.meta.dirname, 'fixtures/replay-agent.ts'), profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []));
   const session = await TetherSession.start({
     workspace: ws,
@@ -177,6 +180,7 @@ export default async function bench(): Promise<void> {
   const { lat, totalMs, cpuMs } = res._meta;
   const all = [...lat['read']!, ...lat['write']!, ...lat['list']!];
   console.log(`ops: ${READS} reads (4 KB), ${WRITES} writes (4 KB), ${LISTS} lists after ${WARMUP_OPS} warm-up ops on other files; agent process → ACP → validate → jail → Cedar → fsync'd audit → effect → audit → back`);
+  console.log(`audit commits ${commitInPlace ? "on the event loop's thread, as the headless CLI makes them (BENCH_AUDIT_COMMIT=pool: on the thread pool, as the desktop app)" : "on libuv's thread pool, as the desktop app makes them"}`);
   console.log('kind    brokered p50 / p99          direct p50 / p99');
   for (const k of ['read', 'write', 'list']) {
     console.log(`${k.padEnd(7)} ${f(pct(lat[k]!, 50))} / ${f(pct(lat[k]!, 99))}      ${f(pct(direct[k]!, 50))} / ${f(pct(direct[k]!, 99))}`);

@@ -407,6 +407,24 @@ describe.each(['auto', 'thread-pool'] as const)('FsEffects (io: %s)', (io) => {
         expect(await temps()).toEqual([]);
       });
 
+      it.runIf(process.platform === 'linux')('leaves no file descriptor open once a commit is durable, a staged write discarded, or a commit refused', async () => {
+        const open = async () => (await readdir('/proc/self/fd')).length;
+        const before = await open();
+        const fresh = await jail.resolve('fresh.txt', { intent: 'write' });
+        const r = await fx.writeText(fresh, 'new\n', await fx.stageWrite(fresh, 'new\n'));
+        await r.durable;
+        const replaced = await jail.resolve('f.txt', { intent: 'write' });
+        await (await fx.writeText(replaced, 'again\n', await fx.stageWrite(replaced, 'again\n'))).durable;
+        await fx.discardStaged((await fx.stageWrite(await jail.resolve('other.txt', { intent: 'write' }), 'x'))!);
+        const late = await jail.resolve('late.txt', { intent: 'write' });
+        const staged = await fx.stageWrite(late, 'late');
+        await writeFile(join(ws, 'late.txt'), 'first');
+        expect(await errorOf(fx.writeText(late, 'late', staged))).toBeInstanceOf(PathChanged);
+        expect(await open()).toBe(before);
+        expect(await readFile(join(ws, 'fresh.txt'), 'utf8')).toBe('new\n');
+        expect(await temps()).toEqual([]);
+      });
+
       it('does not stage a write whose directory does not exist yet (no directory is created before the commit)', async () => {
         expect(await fx.stageWrite(await jail.resolve('n/e/w.txt', { intent: 'write' }), 'x')).toBeUndefined();
         expect(await exists(join(ws, 'n'))).toBe(false);

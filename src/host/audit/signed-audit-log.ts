@@ -25,7 +25,7 @@
 // Not here: reading/verifying (audit-verifier.ts), shipping (audit-outbox.ts).
 
 import { randomBytes } from 'node:crypto';
-import { constants as FS } from 'node:fs';
+import { constants as FS, fdatasyncSync, writeSync } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CanonicalJsonWriter } from '../../common/canonical-json.ts';
@@ -58,6 +58,15 @@ export interface SignedAuditLogOptions {
   readonly keyStore: KeyStore;
   /** Managed policy explicitly allows an unsigned log when no key is available. Default false: refuse. */
   readonly allowUnsigned?: boolean;
+  /**
+   * Write (and sync) each commit on the calling thread instead of libuv's
+   * thread pool: no thread hand-off on the way to the disk, which is most of
+   * a commit's tail latency on a busy machine, but the event loop waits for
+   * the disk meanwhile (typically 0.1–0.5 ms; a stalled disk stalls the
+   * host). For hosts with no UI on their event loop: the headless CLI, not
+   * Electron's main process. Default false.
+   */
+  readonly commitInPlace?: boolean;
   /** A checkpoint after this many records. Default 1000. */
   readonly checkpointEvery?: number;
   /** A checkpoint after this long without one, even with no new records (proof of life). Default 5 min. */
@@ -138,6 +147,7 @@ const SEGMENT_DSYNC = process.env['NODSYNC'] === undefined && process.platform =
 const SEGMENT_FLAGS = SEGMENT_DSYNC ? FS.O_WRONLY | FS.O_APPEND | FS.O_CREAT | FS.O_DSYNC : 'a';
 
 const DEFAULTS = {
+  commitInPlace: false,
   checkpointEvery: 1000,
   checkpointIdleMs: 300_000,
   segmentMaxBytes: 32 * 1024 * 1024,
@@ -394,8 +404,13 @@ export class SignedAuditLog implements AuditWriter {
       if (this.segmentDue()) await this.rotateSegment();
       const seg = this.segment!;
       const bytes = w.bytes;
-      for (let at = 0; at < bytes.length; ) at += (await seg.handle.write(bytes, at)).bytesWritten;
-      if (!SEGMENT_DSYNC) await seg.handle.datasync();
+      if (this.opts.commitInPlace) {
+        for (let at = 0; at < bytes.length; ) at += writeSync(seg.handle.fd, bytes, at);
+        if (!SEGMENT_DSYNC) fdatasyncSync(seg.handle.fd);
+      } else {
+        for (let at = 0; at < bytes.length; ) at += (await seg.handle.write(bytes, at)).bytesWritten;
+        if (!SEGMENT_DSYNC) await seg.handle.datasync();
+      }
       for (const leaf of leaves) this.frontier.append(leaf);
       seg.bytes += bytes.length;
       seg.records += out.length;

@@ -1,6 +1,6 @@
 // The signed audit log against real files. Keys come from a StaticKeyStore
 // here (the keychain has its own tests against a real Secret Service).
-import { constants } from 'node:fs';
+import { constants, readFileSync } from 'node:fs';
 import { appendFile, mkdtemp, readFile, readdir, readlink, realpath, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +31,20 @@ async function checkpointLines(dir: string) {
 }
 
 describe('SignedAuditLog', () => {
+  it('commits in place when asked: the record is on disk before append() returns, and the log verifies', async () => {
+    const dir = await tmp();
+    const ks = keyStore();
+    const log = await SignedAuditLog.open({ dir, keyStore: ks, commitInPlace: true });
+    const pending = log.append({ type: 'session.start', session: 'in-place' });
+    expect(readFileSync(join(dir, (await segments(dir))[0]!), 'utf8')).toContain('"session":"in-place"');
+    expect((await pending).seq).toBe(1); // after log.start
+    await Promise.all(Array.from({ length: 50 }, (_, i) => log.append({ type: 'session.start', session: `s${i}` })));
+    await log.close();
+    const report = await verifyAuditDir(dir, { pubkeys: [(await ks.loadSigningKey()).verifierKey] });
+    expect(report.problem).toBeUndefined();
+    expect(report.records).toBe(52);
+  });
+
   it.runIf(process.platform === 'linux')('opens its segments O_DSYNC on Linux, so each commit is one durable write (the kernel says so in fdinfo)', async () => {
     const dir = await tmp();
     const log = await SignedAuditLog.open({ dir, keyStore: keyStore() });
