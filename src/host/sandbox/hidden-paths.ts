@@ -5,9 +5,9 @@
 // while a command runs is not, which is why the parents of the sensitive ones
 // are listed where the names vary (a browser's whole profile directory).
 //
-// Not covered: secrets kept in other places (a token in a project's own
-// .env is the workspace's, and policy forbids the agent reading it through
-// the broker, but a command in the sandbox can read the workspace).
+// Inside the workspace, the files policy forbids the agent to read (a
+// project's .env, its keys) are found per command and hidden the same way:
+// src/host/terminal/workspace-secrets.ts.
 
 import { join } from 'node:path';
 

@@ -22,7 +22,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, relative, resolve } from 'node:path';
 import { RequestError } from '@agentclientprotocol/sdk';
 import type { AuditChangedFile } from '../../common/audit-record.ts';
 import type { CapabilityRequest, ResolvedPath } from '../../common/capability.ts';
@@ -39,6 +39,7 @@ import { UnsandboxedRunner } from '../sandbox/unsandboxed-runner.ts';
 import { OutputBuffer } from './output-buffer.ts';
 import { OutputStream } from './output-stream.ts';
 import { canonicalDir, jailResolver, type PathResolver } from './resolve-path.ts';
+import { WorkspaceSecrets, type WorkspaceSecretsOptions } from './workspace-secrets.ts';
 import { DEFAULT_ACCOUNTING, diffSnapshots, HashCache, snapshotWorkspace, type AccountingLimits, type WorkspaceSnapshot } from './workspace-changes.ts';
 
 export interface TerminalServiceOptions {
@@ -65,6 +66,11 @@ export interface TerminalServiceOptions {
   readonly accounting?: Partial<AccountingLimits> | false;
   /** Live output (onDidOutput): at most one event per `intervalMs` per terminal, each at most `maxChunk` characters. */
   readonly liveOutput?: { readonly intervalMs?: number; readonly maxChunk?: number };
+  /**
+   * Hide from sandboxed commands the workspace files `policy` forbids the
+   * agent to read (workspace-secrets.ts). Default true when `policy` is given.
+   */
+  readonly hideForbiddenFiles?: boolean | Omit<WorkspaceSecretsOptions, 'policy'>;
 }
 
 export interface TerminalContext {
@@ -140,11 +146,14 @@ export class TerminalService {
   private readonly opts: TerminalServiceOptions;
   private readonly unsandboxed: UnsandboxedRunner;
   private readonly accounting: AccountingLimits | undefined;
+  private readonly secrets: WorkspaceSecrets | undefined;
 
   constructor(opts: TerminalServiceOptions) {
     this.opts = opts;
     this.unsandboxed = new UnsandboxedRunner();
     this.accounting = opts.accounting === false ? undefined : { ...DEFAULT_ACCOUNTING, ...opts.accounting };
+    const hide = opts.hideForbiddenFiles ?? true;
+    this.secrets = opts.policy && hide !== false ? new WorkspaceSecrets({ policy: opts.policy, ...(hide === true ? {} : hide) }) : undefined;
   }
 
   // ---- ACP methods ----
@@ -198,7 +207,11 @@ export class TerminalService {
     if (env.codeLoading.length > 0) mustAsk.push(`it sets ${env.codeLoading.join(', ')}, which make${env.codeLoading.length === 1 ? 's' : ''} programs run code the command line does not show`);
     if (!sandboxed) mustAsk.push(`it runs WITHOUT the sandbox (${unavailable!.reason}): it can read and change any of your files and reach the network`);
 
-    const profile = sandboxed ? this.opts.sandbox.profile(workspace, { allowedDomains: this.allowedDomains(request), ...(this.opts.limits ? { limits: this.opts.limits } : {}) }) : undefined;
+    const baseProfile = sandboxed ? this.opts.sandbox.profile(workspace, { allowedDomains: this.allowedDomains(request), ...(this.opts.limits ? { limits: this.opts.limits } : {}) }) : undefined;
+    // Workspace files policy keeps from the agent are hidden from its commands too.
+    const secrets = baseProfile && this.secrets ? await this.secrets.scan(workspace, request) : undefined;
+    if (secrets?.incomplete) mustAsk.push(secrets.incomplete);
+    const profile = baseProfile && secrets && secrets.hidden.length > 0 ? { ...baseProfile, hidden: [...baseProfile.hidden, ...secrets.hidden] } : baseProfile;
     const limits: SandboxLimits = profile?.limits ?? { ...DEFAULT_LIMITS, ...this.opts.limits };
     const single = shell.parts.filter((p) => p.program !== '');
     const topRequest: CapabilityRequest = single.length === 1 && shell.writes.length === 0
@@ -210,6 +223,10 @@ export class TerminalService {
       ...env.refused.map((r) => `the variable ${r.name} is not passed: ${r.why}`),
     ];
     if (profile) notes.push('/tmp and /var/tmp are private to the command and emptied when it ends');
+    if (secrets && secrets.hidden.length > 0) {
+      const names = secrets.hidden.slice(0, 5).map((p) => relative(workspace, p));
+      notes.push(`hidden from the command because policy keeps them from the agent: ${names.join(', ')}${secrets.hidden.length > 5 ? ` and ${secrets.hidden.length - 5} more` : ''}`);
+    }
     const outputLimit = Math.min(params.outputByteLimit ?? this.opts.outputByteLimit ?? DEFAULT_OUTPUT_LIMIT, this.opts.outputByteLimit ?? MAX_OUTPUT_LIMIT);
 
     const execution = await broker.executeCompound(topRequest, {

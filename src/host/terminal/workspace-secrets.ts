@@ -1,0 +1,116 @@
+// Files a sandboxed command must not see although they are in its workspace:
+// the ones policy forbids the agent to read (a project's .env, its private
+// keys). Without this, `cat .env` or `grep -r KEY .` in a command would read
+// what `fs/read_text_file` is denied. The sandbox mounts /dev/null over each
+// such file (an empty read-only directory over a directory).
+//
+// Found by walking the workspace and asking policy, for every entry, what a
+// read by the agent would get. Only a deny hides: an "ask" (.npmrc, a
+// hard-linked file) stays visible, since the command itself was decided and
+// hiding those would break ordinary builds. Answers are remembered for the
+// session, so a command pays only for entries it has not seen before.
+//
+// Not walked: dependency folders (node_modules) and git's object store, which
+// hold many files and no project secrets. A walk that reaches the entry limit,
+// or finds more forbidden entries than can be hidden, says so: the command
+// then needs the user's consent (fail closed, not silently exposed).
+
+import type { Dirent } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { CapabilityRequest } from '../../common/capability.ts';
+import { METHODS } from '../../common/protocol.ts';
+import type { PolicyEngine } from '../policy/policy-engine.ts';
+
+export interface WorkspaceSecretsOptions {
+  readonly policy: PolicyEngine;
+  /** Entries walked per scan before it gives up (default 50,000). */
+  readonly maxEntries?: number;
+  /** Forbidden entries one command can have hidden (default 500; bubblewrap takes one mount each). */
+  readonly maxHidden?: number;
+  /** Directory names not descended into (default: node_modules). Git's object store is never walked. */
+  readonly skipDirs?: readonly string[];
+}
+
+export interface SecretScan {
+  /** Absolute paths to hide from the command. */
+  readonly hidden: readonly string[];
+  /** Why the scan may have missed some (the command then needs consent). */
+  readonly incomplete?: string;
+}
+
+/** How many decisions are made between yields to the event loop. */
+const SLICE = 256;
+/** Remembered answers per session before they are forgotten and asked again. */
+const MAX_REMEMBERED = 200_000;
+
+export class WorkspaceSecrets {
+  private readonly policy: PolicyEngine;
+  private readonly maxEntries: number;
+  private readonly maxHidden: number;
+  private readonly skipDirs: ReadonlySet<string>;
+  /** `session, type, path` → whether policy forbids that session's agent reading it. */
+  private readonly forbidden = new Map<string, boolean>();
+
+  constructor(opts: WorkspaceSecretsOptions) {
+    this.policy = opts.policy;
+    this.maxEntries = opts.maxEntries ?? 50_000;
+    this.maxHidden = opts.maxHidden ?? 500;
+    this.skipDirs = new Set(opts.skipDirs ?? ['node_modules']);
+  }
+
+  /** The entries of `root` (the workspace) policy forbids `request`'s agent to read. */
+  async scan(root: string, request: CapabilityRequest): Promise<SecretScan> {
+    const hidden: string[] = [];
+    const stack: string[] = [''];
+    let walked = 0;
+    let decided = 0;
+    while (stack.length > 0) {
+      const rel = stack.pop()!;
+      let entries: Dirent[];
+      try {
+        entries = await readdir(rel === '' ? root : join(root, rel), { withFileTypes: true });
+      } catch {
+        continue; // vanished or unreadable: nothing the command could read there either
+      }
+      for (const d of entries) {
+        if (++walked > this.maxEntries) {
+          return { hidden, incomplete: `the workspace has more than ${this.maxEntries} entries, so Tether could not check all of them for files policy keeps from the agent (such as .env); this command might read some` };
+        }
+        const childRel = rel === '' ? d.name : `${rel}/${d.name}`;
+        const dir = d.isDirectory();
+        if (this.isForbidden(root, childRel, d, request)) {
+          if (hidden.length >= this.maxHidden) {
+            return { hidden, incomplete: `the workspace has more than ${this.maxHidden} files policy keeps from the agent, more than can be hidden from a command; this command might read some` };
+          }
+          hidden.push(join(root, childRel));
+          continue; // a hidden directory hides everything in it
+        }
+        if (dir && !this.skipDirs.has(d.name) && childRel !== '.git/objects' && !childRel.endsWith('/.git/objects')) stack.push(childRel);
+        if (++decided % SLICE === 0) await new Promise((r) => setImmediate(r));
+      }
+    }
+    return { hidden };
+  }
+
+  private isForbidden(root: string, rel: string, d: Dirent, request: CapabilityRequest): boolean {
+    const type = d.isDirectory() ? 'directory' : d.isFile() ? 'file' : d.isSymbolicLink() ? 'symlink' : 'other';
+    const key = `${request.sessionId}\0${type}\0${root}/${rel}`;
+    let forbidden = this.forbidden.get(key);
+    if (forbidden === undefined) {
+      const decision = this.policy.decide({
+        ...request,
+        id: `${request.id}/hide:${rel}`,
+        action: 'read',
+        kind: 'read',
+        method: METHODS.readTextFile,
+        target: { path: join(root, rel), relPath: rel, inWorkspace: true, exists: true, type, hardLinked: false },
+        command: undefined,
+      });
+      forbidden = decision.effect === 'deny';
+      if (this.forbidden.size >= MAX_REMEMBERED) this.forbidden.clear();
+      this.forbidden.set(key, forbidden);
+    }
+    return forbidden;
+  }
+}

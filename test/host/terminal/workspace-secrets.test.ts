@@ -1,0 +1,84 @@
+// Workspace files policy keeps from the agent (a project's .env, its keys) are
+// hidden from its sandboxed commands too: with the default policy, the real
+// Cedar engine and the real bubblewrap sandbox, `cat`, `grep -r`, a symlink
+// and a copy all find nothing there, while the rest of the workspace reads as
+// usual. A workspace too large to check makes the command ask.
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { BubblewrapSandbox } from '../../../src/host/sandbox/bubblewrap-sandbox.ts';
+import { makeSandbox, makeScratch, type Scratch } from '../sandbox/sandbox-fixture.ts';
+import { makeHost, runCommand, type Host } from './terminal-fixture.ts';
+
+const SECRET = 'sk-live-0123456789abcdef';
+
+let s: Scratch;
+let sb: BubblewrapSandbox;
+let h: Host;
+
+beforeAll(async () => {
+  s = makeScratch();
+  sb = await makeSandbox(s);
+});
+afterAll(async () => {
+  await sb?.dispose();
+  s?.cleanup();
+});
+beforeEach(() => {
+  writeFileSync(join(s.workspace, '.env'), `API_KEY=${SECRET}\n`);
+  mkdirSync(join(s.workspace, 'svc'), { recursive: true });
+  writeFileSync(join(s.workspace, 'svc', '.env.production'), `DB_PASSWORD=${SECRET}\n`);
+  writeFileSync(join(s.workspace, 'svc', '.env.example'), 'DB_PASSWORD=changeme\n');
+  writeFileSync(join(s.workspace, 'svc', 'app.js'), 'console.log(process.env.DB_PASSWORD);\n');
+});
+afterEach(async () => {
+  await h?.close();
+  for (const f of ['.env', 'svc', 'env-link', 'copy.txt', 'many']) rmSync(join(s.workspace, f), { recursive: true, force: true });
+});
+
+describe('terminal service: workspace files policy forbids the agent are hidden from its commands', () => {
+  it('grep -r, find -exec, python and a symlink find nothing in them; the other files read as usual; the dialog and the audit say what was hidden', async () => {
+    h = await makeHost(s, sb);
+    symlinkSync('.env', join(s.workspace, 'env-link'));
+    // Reads the line parser cannot name: each is decided on the command alone.
+    const r = await runCommand(h, [
+      'grep -r -h -e API_KEY -e DB_PASSWORD . | sort',
+      "find . -name '.env*' -exec cat {} +",
+      'python3 -c "import os; print(open(os.path.join(\'svc\', \'.env.\' + \'production\')).read())" 2>&1',
+      'for f in env-*; do cat "$f"; done',
+      'echo done',
+    ].join('; '));
+    expect(r.output).not.toContain(SECRET);
+    expect(r.output).toContain('DB_PASSWORD=changeme'); // a template is not a secret
+    expect(r.output).toContain('console.log(process.env.DB_PASSWORD)');
+    expect(r.output).toContain('done');
+
+    const notes = h.consent.notes(0).join('\n');
+    expect(notes).toMatch(/hidden from the command because policy keeps them from the agent: .*\.env/);
+    const decision = h.records().find((rec) => rec.type === 'decision' && rec.request?.command?.startsWith('grep -r'));
+    const hidden = (decision?.request as { sandbox?: { hidden?: string[] } }).sandbox?.hidden ?? [];
+    expect(hidden).toEqual(expect.arrayContaining([join(s.workspace, '.env'), join(s.workspace, 'svc', '.env.production')]));
+    expect(hidden).not.toContain(join(s.workspace, 'svc', '.env.example'));
+  });
+
+  it('hides a whole directory policy forbids, and what is in it', async () => {
+    h = await makeHost(s, sb, { userPolicy: '@id("no-private")\nforbid (principal, action in Tether::Action::"fs", resource is Tether::File) when { resource.lowerPath like "*/private" || resource.lowerPath like "*/private/*" };\n' });
+    mkdirSync(join(s.workspace, 'svc', 'private'));
+    writeFileSync(join(s.workspace, 'svc', 'private', 'token.txt'), SECRET);
+    const r = await runCommand(h, 'ls -R svc; grep -r sk-live . ; find svc -type f -exec cat {} +; echo done');
+    expect(r.output).not.toContain(SECRET);
+    expect(r.output).not.toContain('token.txt');
+    expect(r.output).toContain('done');
+  });
+
+  it('asks, saying why, when the workspace is too large to check', async () => {
+    h = await makeHost(s, sb, { service: { hideForbiddenFiles: { maxEntries: 20 } } });
+    mkdirSync(join(s.workspace, 'many'));
+    for (let i = 0; i < 30; i++) writeFileSync(join(s.workspace, 'many', `f${i}`), '');
+    h.consent.answers = ['deny'];
+    const before = h.consent.questions.length;
+    await expect(h.service.create({ sessionId: 's1', command: 'ls' })).rejects.toThrow(/denied/);
+    expect(h.consent.questions.length).toBe(before + 1);
+    expect(h.consent.notes().join('\n')).toMatch(/more than 20 entries, so Tether could not check all of them/);
+  });
+});
