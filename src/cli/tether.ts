@@ -3,6 +3,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { SessionNotification } from '@agentclientprotocol/sdk';
+import { sinkFor } from '../host/audit/ship-target.ts';
 import type { DecisionEvent, OutcomeEvent } from '../host/broker.ts';
 import { FixedConsent, type ConsentPort } from '../host/consent.ts';
 import { startHeadlessHost, type HeadlessHost } from '../host/headless-host.ts';
@@ -32,6 +33,9 @@ run options:
   --no-checkpoints         do not checkpoint the agent's changes (they cannot be undone)
   --no-commands            do not offer the agent shell commands at all
   --allow-domain D         a domain commands may reach through the sandbox proxy, if policy allows (repeatable)
+  --ship URL               ship the audit log to a collector as it is written (repeatable): https://…,
+                           splunk+https://… (token: $TETHER_SHIP_TOKEN), relp+tls://host:port (acknowledged),
+                           syslog+tls://host:port; plain http/relp/syslog only to a collector on loopback
   --consent-timeout S      seconds a consent question waits before it is denied (default 300)
   --max-turns N            stop the agent after N model turns
 
@@ -103,6 +107,7 @@ async function runCommand(args: string[]): Promise<number> {
       'no-checkpoints': { type: 'boolean' },
       'no-commands': { type: 'boolean' },
       'allow-domain': { type: 'string', multiple: true },
+      ship: { type: 'string', multiple: true },
       'consent-timeout': { type: 'string' },
       'max-turns': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -117,6 +122,13 @@ async function runCommand(args: string[]): Promise<number> {
   if (!task) throw new UsageError('give the task as the last argument, e.g. tether run --workspace . "fix the failing test"');
   if (values.provider !== 'anthropic' && values.provider !== 'openai') throw new UsageError(`--provider must be anthropic or openai, not "${values.provider}"`);
   if (values['on-ask'] !== 'deny' && values['on-ask'] !== 'allow') throw new UsageError(`--on-ask must be deny or allow, not "${values['on-ask']}"`);
+  for (const target of values.ship ?? []) {
+    try {
+      sinkFor(target);
+    } catch (e) {
+      throw new UsageError(`--ship ${(e as Error).message}`);
+    }
+  }
   const provider: Provider = values.provider;
   const consent: ConsentPort = process.stdin.isTTY && process.stdout.isTTY ? new TtyConsent() : new FixedConsent(values['on-ask'] === 'allow' ? 'once' : 'deny');
   const host = await startHeadlessHost({
@@ -131,6 +143,7 @@ async function runCommand(args: string[]): Promise<number> {
     checkpoints: !values['no-checkpoints'],
     commands: !values['no-commands'],
     ...(values['allow-domain'] ? { networkDomains: values['allow-domain'] } : {}),
+    ...(values.ship ? { ship: values.ship } : {}),
     consent,
     ...(values['consent-timeout'] ? { consentTimeoutMs: positiveInt(values['consent-timeout'], '--consent-timeout') * 1000 } : {}),
     ...(values['max-turns'] ? { maxTurns: positiveInt(values['max-turns'], '--max-turns') } : {}),

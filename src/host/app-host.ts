@@ -40,6 +40,8 @@ export interface AppHostOptions {
   readonly checkpoints?: boolean;
   /** Domains commands may reach through the sandbox's proxy when policy allows them. */
   readonly networkDomains?: readonly string[];
+  /** Collectors the audit log is shipped to (HostCoreOptions.ship). */
+  readonly ship?: readonly string[];
   /** Where the audit signing key lives. Default: the OS keychain. */
   readonly keyStore?: KeyStore;
   /** Managed setting: run with an unsigned audit log when no key is available (every record says so). */
@@ -77,6 +79,7 @@ export async function startAppHost(opts: AppHostOptions): Promise<AppHost> {
       ...(opts.commands !== undefined ? { commands: opts.commands } : {}),
       ...(opts.checkpoints !== undefined ? { checkpoints: opts.checkpoints } : {}),
       ...(opts.networkDomains ? { networkDomains: opts.networkDomains } : {}),
+    ...(opts.ship ? { ship: opts.ship } : {}),
     });
   } catch (e) {
     await scripted.close();

@@ -30,6 +30,8 @@ export interface HeadlessOptions {
   /** Default true: shell commands run in the OS sandbox (denied with a reason where it is unavailable). */
   readonly commands?: boolean;
   readonly networkDomains?: readonly string[];
+  /** Collectors the audit log is shipped to (HostCoreOptions.ship). */
+  readonly ship?: readonly string[];
   readonly consent: ConsentPort;
   readonly consentTimeoutMs?: number;
   readonly maxTurns?: number;
@@ -66,6 +68,7 @@ export async function startHeadlessHost(opts: HeadlessOptions): Promise<Headless
     ...(opts.commands !== undefined ? { commands: opts.commands } : {}),
     ...(opts.checkpoints !== undefined ? { checkpoints: opts.checkpoints } : {}),
     ...(opts.networkDomains ? { networkDomains: opts.networkDomains } : {}),
+    ...(opts.ship ? { ship: opts.ship } : {}),
   });
   let started: CoreSession;
   try {

@@ -13,6 +13,8 @@ import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { isLoopbackUrl } from '../common/loopback.ts';
 import type { AgentStarter } from './agent-starter.ts';
+import { AuditOutbox, type OutboxMetrics } from './audit/audit-outbox.ts';
+import { sinkFor } from './audit/ship-target.ts';
 import { SignedAuditLog } from './audit/signed-audit-log.ts';
 import { CheckpointStore } from './checkpoints/checkpoint-store.ts';
 import type { ConsentPort } from './consent.ts';
@@ -47,6 +49,15 @@ export interface HostCoreOptions {
   readonly allowUnsignedAudit?: boolean;
   /** Audit commits on the event loop's thread (SignedAuditLogOptions.commitInPlace): for a host with no UI on it. */
   readonly auditCommitInPlace?: boolean;
+  /**
+   * Collectors the audit log is shipped to as it is written (ship-target.ts:
+   * https://, splunk+https://, relp+tls://, syslog+tls://). A target that does
+   * not parse stops the host from starting. Each has a durable cursor in the
+   * audit directory, so what a run could not ship goes out with the next.
+   */
+  readonly ship?: readonly string[];
+  /** How long closing waits for the collectors to take what is left. Default 5 s. */
+  readonly shipDrainMs?: number;
   /** The model API keys, read by the host only. Default: ANTHROPIC_API_KEY / OPENAI_API_KEY. */
   readonly getApiKey?: ApiKeySource;
   /** Default true: shell commands run in the OS sandbox (denied with a reason where it is unavailable). */
@@ -86,7 +97,10 @@ export class HostCore {
   private readonly opts: HostCoreOptions;
   private readonly open = new Set<CoreSession>();
 
-  private constructor(parts: { opts: HostCoreOptions; dataDir: string; auditDir: string; policy: CedarPolicyEngine; audit: SignedAuditLog; gateway: EgressGateway; sandbox: BubblewrapSandbox | undefined }) {
+  private readonly outboxes: readonly AuditOutbox[];
+
+  private constructor(parts: { opts: HostCoreOptions; dataDir: string; auditDir: string; policy: CedarPolicyEngine; audit: SignedAuditLog; gateway: EgressGateway; sandbox: BubblewrapSandbox | undefined; outboxes: readonly AuditOutbox[] }) {
+    this.outboxes = parts.outboxes;
     this.opts = parts.opts;
     this.dataDir = parts.dataDir;
     this.auditDir = parts.auditDir;
@@ -98,6 +112,7 @@ export class HostCore {
 
   /** Loads policy, opens the audit log, starts the gateway and the sandbox. Closes what it opened if a step fails. */
   static async start(opts: HostCoreOptions): Promise<HostCore> {
+    const sinks = (opts.ship ?? []).map((target) => sinkFor(target));
     const dataDir = resolve(opts.dataDir);
     const auditDir = resolve(opts.auditDir ?? join(dataDir, 'audit'));
     const policy = await CedarPolicyEngine.load({
@@ -114,12 +129,17 @@ export class HostCore {
       onWarning: (m) => console.error(`tether: audit: ${m}`),
     });
     let sandbox: BubblewrapSandbox | undefined;
+    const outboxes: AuditOutbox[] = [];
     try {
+      for (const sink of sinks) {
+        outboxes.push(await AuditOutbox.start({ dir: auditDir, sink, log: audit, onWarning: (m) => console.error(`tether: audit shipping to ${sink.name}: ${m}`) }));
+      }
       sandbox = opts.commands === false ? undefined : await BubblewrapSandbox.create({ protectedPaths: [auditDir, dataDir, ...policy.files.map((f) => f.file)] });
       const gateway = await EgressGateway.start(opts.getApiKey ? { getApiKey: opts.getApiKey } : {});
-      return new HostCore({ opts, dataDir, auditDir, policy, audit, gateway, sandbox });
+      return new HostCore({ opts, dataDir, auditDir, policy, audit, gateway, sandbox, outboxes });
     } catch (e) {
       await sandbox?.dispose();
+      await Promise.all(outboxes.map((o) => o.stop()));
       await audit.close();
       throw e;
     }
@@ -182,11 +202,28 @@ export class HostCore {
     return core;
   }
 
-  /** Closes every open session, then the gateway, the sandbox and the audit log (sealed with a checkpoint). */
+  /** Where shipping to each collector stands (backlog, last error). */
+  shipping(): OutboxMetrics[] {
+    return this.outboxes.map((o) => o.metrics());
+  }
+
+  /**
+   * Closes every open session, then the gateway, the sandbox and the audit log
+   * (sealed with a checkpoint); then gives the collectors up to `shipDrainMs`
+   * to take the rest (what they do not goes out with the next run).
+   */
   async close(): Promise<void> {
     for (const s of [...this.open]) await s.close().catch((e: unknown) => console.error('tether: closing a session failed:', e));
     await this.gateway.close();
     await this.sandbox?.dispose();
     await this.audit.close();
+    await Promise.all(this.outboxes.map(async (o) => {
+      try {
+        await o.drain(this.opts.shipDrainMs ?? 5000);
+      } catch (e) {
+        console.error(`tether: audit shipping to ${o.metrics().sink} is behind; the rest goes out with the next run (${(e as Error).message})`);
+      }
+      await o.stop();
+    }));
   }
 }

@@ -4,10 +4,11 @@
 // picker. Everything else is shared with the dev bridge and tested in Node.
 
 import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { app, BrowserWindow, dialog, ipcMain, protocol, session, shell, utilityProcess, type IpcMainInvokeEvent, type WebFrameMain } from 'electron';
 import { BUILTIN_AGENT_ENTRY } from '../host/agent-starter.ts';
 import { startAppHost } from '../host/app-host.ts';
+import { readShipTargets } from '../host/audit/ship-target.ts';
 import { runDesktopApp, type ElectronModules } from './desktop-app.ts';
 import type { FrameLike, InvokeEventLike } from './ipc-router.ts';
 import { UtilityAgentStarter } from './utility-agent-starter.ts';
@@ -61,6 +62,8 @@ await runDesktopApp(modules, {
       openExternal,
       policyFiles: await cedarFiles(join(dataDir, 'policy')),
       managedPolicyFiles: await cedarFiles(managedPolicyDir()),
+      // Managed (MDM): where the audit log is shipped, one collector URL per line.
+      ship: await readShipTargets(join(dirname(managedPolicyDir()), 'audit-ship')),
     });
     return { handlers: host.service, onDidEmit: host.service.onDidEmit, dispose: () => host.close() };
   },

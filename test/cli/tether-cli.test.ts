@@ -23,7 +23,7 @@ describe('tether CLI', () => {
   it('documents every run flag in --help', async () => {
     const { code, stdout } = await tether(['--help']);
     expect(code).toBe(0);
-    for (const flag of ['--workspace', '--provider', '--model', '--base-url', '--policy', '--on-ask', '--audit-dir']) expect(stdout).toContain(flag);
+    for (const flag of ['--workspace', '--provider', '--model', '--base-url', '--policy', '--on-ask', '--audit-dir', '--ship']) expect(stdout).toContain(flag);
   });
 
   it('exits 2 with a clear message on bad usage', async () => {
@@ -32,6 +32,9 @@ describe('tether CLI', () => {
     expect(r.stderr).toMatch(/--workspace DIR is required/);
     expect((await tether(['frobnicate'])).code).toBe(2);
     expect((await tether(['run', '--workspace', '.', '--on-ask', 'maybe', 'x'])).stderr).toMatch(/--on-ask must be deny or allow/);
+    const ship = await tether(['run', '--workspace', '.', '--ship', 'relp://siem.example.com:2514', 'x']);
+    expect(ship.code).toBe(2);
+    expect(ship.stderr).toMatch(/--ship relp:\/\/siem\.example\.com:2514: records would leave this machine unencrypted; use relp\+tls:\/\//);
   });
 
   it('refuses to run with a policy that does not parse, naming file, line and column', async () => {

@@ -6,12 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAuditRecords } from '../../src/host/audit/read-records.ts';
+import { SHIP_TOKEN_ENV } from '../../src/host/audit/ship-target.ts';
 import { verifyAuditDir } from '../../src/host/audit/audit-verifier.ts';
 import { HostCore } from '../../src/host/host-core.ts';
 import { NoteSigningKey } from '../../src/host/keychain/note-key.ts';
 import { StaticKeyStore } from '../../src/host/keychain/static-key-store.ts';
 import { startScriptedModel, toolHistory, type ScriptedModelServer } from '../../src/host/scripted-model.ts';
 import { ScriptedUser } from '../support/test-host.ts';
+import { LoopbackCollector } from './audit/loopback-collector.ts';
 
 let tmp: string;
 let model: ScriptedModelServer;
@@ -72,6 +74,35 @@ describe('HostCore', () => {
     expect(records.filter((r) => r.type === 'session.end').map((r) => r.session).sort()).toEqual([a.session.id, b.session.id].sort());
     const report = await verifyAuditDir(core.auditDir, { trustedKeys: [key.verifierKey] });
     expect(report.ok).toBe(true);
+  });
+
+  it('ships the audit log to a collector while sessions run, and hands it the rest on close', async () => {
+    const collector = new LoopbackCollector('ship-token', [key.verifier()]);
+    await collector.start();
+    process.env[SHIP_TOKEN_ENV] = 'ship-token';
+    try {
+      const core = await HostCore.start({
+        dataDir: await mkdtemp(join(tmp, 'data-')), modelProviders: [model.url], getApiKey: () => 'upstream-key', commands: false,
+        keyStore: new StaticKeyStore(key, 'a key made for this test'), ship: [collector.url],
+      });
+      const s = await core.startSession({ workspace: await workspace('shipped'), provider: 'anthropic', model: 'scripted', upstreamBaseUrl: model.url, consent: new ScriptedUser(() => 'once') });
+      await s.session.prompt('gamma');
+      await core.close();
+      const records = await readAuditRecords(core.auditDir);
+      expect([...collector.seqs.keys()].sort((x, y) => x - y)).toEqual(records.map((r) => r.seq));
+      expect(collector.checkpointsAccepted).toBeGreaterThanOrEqual(1);
+      expect(core.shipping()[0]).toMatchObject({ backlogRecords: 0, nextSeq: records.length });
+    } finally {
+      delete process.env[SHIP_TOKEN_ENV];
+      await collector.stop();
+    }
+  });
+
+  it('refuses to start with a collector it cannot ship to safely, saying why', async () => {
+    await expect(HostCore.start({
+      dataDir: await mkdtemp(join(tmp, 'data-')), modelProviders: [model.url], commands: false,
+      keyStore: new StaticKeyStore(key, 'a key made for this test'), ship: ['http://siem.example/in'],
+    })).rejects.toThrow(/records would leave this machine unencrypted; use https/);
   });
 
   it('a session that cannot start leaves nothing open, and the host keeps working', async () => {

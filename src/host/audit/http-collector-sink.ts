@@ -67,7 +67,8 @@ export class HttpCollectorSink implements AuditSink {
         signal: AbortSignal.any([signal, timeout]),
         headers: {
           'content-type': 'application/json',
-          authorization: this.opts.format === 'splunk-hec' ? `Splunk ${token}` : `Bearer ${token}`,
+          // No token, no header (a collector on loopback, or one that authenticates the connection).
+          ...(token === '' ? {} : { authorization: this.opts.format === 'splunk-hec' ? `Splunk ${token}` : `Bearer ${token}` }),
           'idempotency-key': idempotencyKey,
           ...(this.opts.format === 'splunk-hec' ? { 'x-splunk-request-channel': this.channel } : {}),
         },

@@ -3,21 +3,26 @@
 //   <PRI>1 TIME HOST tether PID MSGID [tether@32473 seq=".." origin=".." leaf=".."] <OCSF JSON>
 // and one per checkpoint (MSGID "checkpoint", the note and consistency proof as JSON).
 //
-// Limit: plain syslog has no application-level acknowledgement. A batch
-// counts as delivered once the kernel took it; a collector that dies with
-// data in its socket buffer can lose it. Use the HTTP sink (or RELP in front
-// of the collector) where that matters.
+// With `relp: true` the same messages go as RELP commands (relp-session.ts)
+// to rsyslog's imrelp or another RELP listener, and a batch counts as
+// delivered only once the collector acknowledged every message in it.
+// Without it (plain syslog) there is no application-level acknowledgement: a
+// batch counts as delivered once the kernel took it, and a collector that
+// dies with data in its socket buffer can lose it.
 import { connect as netConnect, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { toOcsf } from '../../common/ocsf.ts';
 import { SinkError, type AuditSink, type CheckpointShipment, type RecordBatch } from './audit-sink.ts';
+import { RelpSession } from './relp-session.ts';
 
 export interface SyslogSinkOptions {
   readonly host: string;
   readonly port: number;
   /** TLS options (ca, servername, cert/key for mutual TLS); absent = plain TCP. */
   readonly tls?: ConnectionOptions;
+  /** Speak RELP (acknowledged delivery) instead of plain syslog framing. */
+  readonly relp?: boolean;
   readonly appName?: string;
   readonly hostname?: string;
   /** RFC 5424 facility; default 13 (log audit). */
@@ -44,6 +49,7 @@ export class SyslogSink implements AuditSink {
   private readonly opts: SyslogSinkOptions;
   private readonly host: string;
   private socket: Socket | undefined;
+  private relp: RelpSession | undefined;
 
   constructor(opts: SyslogSinkOptions) {
     this.opts = opts;
@@ -51,26 +57,70 @@ export class SyslogSink implements AuditSink {
     this.host = header(opts.hostname ?? hostname(), 255);
   }
 
-  private frame(severity: number, time: string, msgid: string, sd: Record<string, string>, msg: string): Buffer {
+  /** One RFC 5424 message. */
+  private message(severity: number, time: string, msgid: string, sd: Record<string, string>, msg: string): Buffer {
     const pri = (this.opts.facility ?? 13) * 8 + severity;
     const params = Object.entries(sd).map(([k, v]) => `${k}="${sdValue(v)}"`).join(' ');
-    const line = `<${pri}>1 ${time} ${this.host} ${header(this.opts.appName ?? 'tether', 48)} ${process.pid} ${header(msgid, 32)} [${SD_ID} ${params}] ${msg}`;
-    const bytes = Buffer.from(line);
-    return Buffer.concat([Buffer.from(`${bytes.length} `), bytes]);
+    return Buffer.from(`<${pri}>1 ${time} ${this.host} ${header(this.opts.appName ?? 'tether', 48)} ${process.pid} ${header(msgid, 32)} [${SD_ID} ${params}] ${msg}`);
   }
 
   async sendRecords(batch: RecordBatch, signal: AbortSignal): Promise<void> {
-    const frames = batch.records.map((r) => {
+    const messages = batch.records.map((r) => {
       const event = toOcsf(r.record, { origin: batch.origin, leafHash: r.leafHash, line: r.line, hostname: this.host, ...(this.opts.transformPath ? { transformPath: this.opts.transformPath } : {}) });
       const severity = r.record.decision && !r.record.decision.allowed ? 4 : 6;
-      return this.frame(severity, r.record.time, r.record.type, { seq: String(r.seq), origin: batch.origin, leaf: r.leafHash }, JSON.stringify(event));
+      return this.message(severity, r.record.time, r.record.type, { seq: String(r.seq), origin: batch.origin, leaf: r.leafHash }, JSON.stringify(event));
     });
-    await this.write(Buffer.concat(frames), signal);
+    await this.deliver(messages, signal);
   }
 
   async sendCheckpoint(cp: CheckpointShipment, signal: AbortSignal): Promise<void> {
     const msg = JSON.stringify({ type: 'tether.audit.checkpoint', origin: cp.origin, size: cp.size, checkpoint: cp.note, consistency: cp.consistency ? { from_size: cp.consistency.fromSize, proof: cp.consistency.proof } : null, idempotency_key: cp.idempotencyKey });
-    await this.write(this.frame(5, new Date().toISOString(), 'checkpoint', { origin: cp.origin, size: String(cp.size) }, msg), signal);
+    await this.deliver([this.message(5, new Date().toISOString(), 'checkpoint', { origin: cp.origin, size: String(cp.size) }, msg)], signal);
+  }
+
+  private async deliver(messages: readonly Buffer[], signal: AbortSignal): Promise<void> {
+    if (!this.opts.relp) {
+      // RFC 6587 octet counting.
+      await this.write(Buffer.concat(messages.flatMap((m) => [Buffer.from(`${m.length} `), m])), signal);
+      return;
+    }
+    const timeoutMs = this.opts.timeoutMs ?? 15_000;
+    let timer: NodeJS.Timeout | undefined;
+    const giveUp = () => {
+      this.relp?.destroy();
+      this.socket?.destroy();
+    };
+    signal.addEventListener('abort', giveUp, { once: true });
+    const work = this.relpSession(signal).then((relp) => relp.sendAll(messages));
+    work.catch(() => undefined);
+    try {
+      await Promise.race([
+        work,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`not every message was acknowledged within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+    } catch (e) {
+      giveUp();
+      if (e instanceof SinkError) throw e;
+      throw new SinkError(`RELP delivery to ${this.opts.host}:${this.opts.port} failed: ${(e as Error).message}`, true, { cause: e });
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', giveUp);
+    }
+  }
+
+  private async relpSession(signal: AbortSignal): Promise<RelpSession> {
+    if (this.relp?.alive) return this.relp;
+    this.relp = undefined;
+    const socket = await this.connection(signal);
+    try {
+      this.relp = await RelpSession.open(socket, header(this.opts.appName ?? 'tether', 48));
+    } catch (e) {
+      socket.destroy();
+      throw new SinkError(`RELP session with ${this.opts.host}:${this.opts.port} could not be opened: ${(e as Error).message}`, true, { cause: e });
+    }
+    return this.relp;
   }
 
   private async connection(signal: AbortSignal): Promise<Socket> {
@@ -99,7 +149,7 @@ export class SyslogSink implements AuditSink {
       });
     });
     socket.on('error', () => socket.destroy());
-    socket.on('data', () => undefined); // collectors do not talk back; drain anything they send
+    if (!this.opts.relp) socket.on('data', () => undefined); // syslog collectors do not talk back; drain anything they send
     this.socket = socket;
     return socket;
   }
@@ -122,6 +172,13 @@ export class SyslogSink implements AuditSink {
   }
 
   async close(): Promise<void> {
+    const relp = this.relp;
+    this.relp = undefined;
+    if (relp?.alive) {
+      this.socket = undefined;
+      await relp.close();
+      return;
+    }
     const s = this.socket;
     this.socket = undefined;
     if (!s || s.destroyed) return;

@@ -1,11 +1,11 @@
 // SyslogSink against a REAL rsyslogd started here (`rsyslogd -n -f conf -i pidfile`)
 // with a private config: imtcp on a free loopback port (plain, or TLS through
-// rsyslog's OpenSSL driver with a certificate made here), writing what it
-// receives to a file we read back.
+// rsyslog's OpenSSL driver with a certificate made here) or imrelp (RELP,
+// acknowledged), writing what it receives to a file we read back.
 import { existsSync } from 'node:fs';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { createServer, connect } from 'node:net';
+import { createServer, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -44,7 +44,7 @@ interface Rsyslog {
   stop(): Promise<void>;
 }
 
-async function rsyslog(opts: { tls?: boolean } = {}): Promise<Rsyslog> {
+async function rsyslog(opts: { tls?: boolean; relp?: boolean } = {}): Promise<Rsyslog> {
   const root = await mkdtemp(join(tmpdir(), 'tether-rsyslog-'));
   await mkdir(join(root, 'work'));
   const port = await freePort();
@@ -62,8 +62,12 @@ async function rsyslog(opts: { tls?: boolean } = {}): Promise<Rsyslog> {
     [
       `global(workDirectory="${join(root, 'work')}" maxMessageSize="256k")`,
       tlsGlobal,
-      opts.tls ? 'module(load="imtcp" StreamDriver.Name="ossl" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")' : 'module(load="imtcp")',
-      `input(type="imtcp" port="${port}" address="127.0.0.1")`,
+      ...(opts.relp
+        ? ['module(load="imrelp")', `input(type="imrelp" port="${port}" address="127.0.0.1" maxDataSize="256k")`]
+        : [
+            opts.tls ? 'module(load="imtcp" StreamDriver.Name="ossl" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")' : 'module(load="imtcp")',
+            `input(type="imtcp" port="${port}" address="127.0.0.1")`,
+          ]),
       'template(name="tether" type="string" string="%msgid%|%structured-data%|%msg%\\n")',
       `action(type="omfile" file="${out}" template="tether")`,
       '',
@@ -161,6 +165,49 @@ describe('SyslogSink with a real rsyslogd', () => {
     const lines = (await received(server.out, 121)).filter((l) => !l.startsWith('checkpoint|'));
     await server.stop();
     expect(lines.map((l) => Number(/seq="(\d+)"/.exec(l)![1]))).toEqual(Array.from({ length: 121 }, (_, i) => i));
+  }, 60_000);
+
+  it('delivers over RELP to rsyslog\'s imrelp, every message acknowledged, records in order and the checkpoints', async () => {
+    const server = await rsyslog({ relp: true });
+    await server.start();
+    const dir = await logWith(300);
+    const sink = new SyslogSink({ host: '127.0.0.1', port: server.port, hostname: 'dev-box', relp: true });
+    const outbox = await AuditOutbox.start({ dir, sink, batchSize: 64, pollMs: 50 });
+    await outbox.drain(20_000);
+    await outbox.stop();
+    await sink.close();
+    const lines = await received(server.out, 301 + 4);
+    await server.stop();
+    const records = lines.filter((l) => !l.startsWith('checkpoint|'));
+    expect(records.map((l) => Number(/seq="(\d+)"/.exec(l)![1]))).toEqual(Array.from({ length: 301 }, (_, i) => i));
+    expect(JSON.parse(records[7]!.split('|').slice(2).join('|'))).toMatchObject({ class_uid: 1007, process: { cmd_line: 'echo "6" ]' } });
+    expect(lines.filter((l) => l.startsWith('checkpoint|')).length).toBeGreaterThanOrEqual(4);
+  }, 60_000);
+
+  it('counts nothing delivered that a collector took but never acknowledged (RELP), where plain syslog cannot tell', async () => {
+    // A collector that accepts connections and reads everything but never answers: a hung or broken one.
+    const sockets = new Set<Socket>();
+    const blackHole = createServer((c) => {
+      sockets.add(c);
+      c.on('data', () => undefined);
+      c.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => blackHole.listen(0, '127.0.0.1', r));
+    const port = (blackHole.address() as { port: number }).port;
+    const dir = await logWith(20);
+
+    const relp = await AuditOutbox.start({ dir, sink: new SyslogSink({ host: '127.0.0.1', port, relp: true, timeoutMs: 300 }), pollMs: 50, retryInitialMs: 50, retryMaxMs: 100 });
+    await new Promise((r) => setTimeout(r, 800));
+    expect(relp.metrics().nextSeq).toBe(0);
+    expect(relp.metrics().lastError).toMatch(/RELP/);
+    await relp.stop();
+
+    const plain = await AuditOutbox.start({ dir, sink: new SyslogSink({ host: '127.0.0.1', port, timeoutMs: 300 }), pollMs: 50 });
+    await plain.drain(10_000);
+    expect(plain.metrics().nextSeq).toBe(21); // "delivered": the kernel took it
+    await plain.stop();
+    for (const c of sockets) c.destroy();
+    await new Promise<void>((r) => blackHole.close(() => r()));
   }, 60_000);
 
   it('delivers over TLS (RFC 5425) to rsyslog with its OpenSSL driver, and refuses an untrusted certificate', async () => {
