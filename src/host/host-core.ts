@@ -10,6 +10,7 @@
 // the UI's consent port. Those belong to the host that needs them.
 
 import { randomUUID } from 'node:crypto';
+import { realpath } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { isLoopbackUrl } from '../common/loopback.ts';
 import type { AgentStarter } from './agent-starter.ts';
@@ -22,6 +23,7 @@ import { EgressGateway, type ApiKeySource, type ModelProvider } from './egress/g
 import type { KeyStore } from './keychain/key-store.ts';
 import { KeyringKeyStore } from './keychain/keyring-key-store.ts';
 import { CedarPolicyEngine } from './policy/cedar-policy-engine.ts';
+import { ForbiddenFiles } from './policy/forbidden-files.ts';
 import { BubblewrapSandbox } from './sandbox/bubblewrap-sandbox.ts';
 import { TetherSession } from './session.ts';
 
@@ -98,9 +100,11 @@ export class HostCore {
   private readonly open = new Set<CoreSession>();
 
   private readonly outboxes: readonly AuditOutbox[];
+  private readonly forbiddenFiles: ForbiddenFiles;
 
   private constructor(parts: { opts: HostCoreOptions; dataDir: string; auditDir: string; policy: CedarPolicyEngine; audit: SignedAuditLog; gateway: EgressGateway; sandbox: BubblewrapSandbox | undefined; outboxes: readonly AuditOutbox[] }) {
     this.outboxes = parts.outboxes;
+    this.forbiddenFiles = new ForbiddenFiles(parts.policy);
     this.opts = parts.opts;
     this.dataDir = parts.dataDir;
     this.auditDir = parts.auditDir;
@@ -167,7 +171,15 @@ export class HostCore {
     });
     let checkpoints: CheckpointStore | undefined;
     try {
-      checkpoints = this.opts.checkpoints === false ? undefined : await CheckpointStore.open({ workspace: opts.workspace, dataDir: this.dataDir });
+      if (this.opts.checkpoints !== false) {
+        // Files policy keeps from the agent are never copied into checkpoints.
+        const root = await realpath(opts.workspace).catch(() => resolve(opts.workspace));
+        checkpoints = await CheckpointStore.open({
+          workspace: opts.workspace,
+          dataDir: this.dataDir,
+          neverCapture: (rel, isDir) => this.forbiddenFiles.isForbidden(root, rel, isDir ? 'directory' : 'file'),
+        });
+      }
       session = await TetherSession.start({
         workspace: opts.workspace,
         policy: this.policy,

@@ -61,6 +61,13 @@ export interface CheckpointStoreOptions {
   readonly respectGitignore?: boolean;
   /** Extra gitignore-style patterns never captured. */
   readonly exclude?: readonly string[];
+  /**
+   * Paths never captured, asked per path (workspace-relative, '/'): the files
+   * policy forbids the agent (a project's .env), which the agent can neither
+   * change nor read, so copies in the shadow repository would only be more
+   * copies of secrets. Left alone by restores, like ignored files.
+   */
+  readonly neverCapture?: (rel: string, isDir: boolean) => boolean;
   /** How long an operation waits for another process holding the store. Default 10 s. */
   readonly lockTimeoutMs?: number;
   /** Delete unreachable objects once this many checkpoints were dropped by retention. Default 50. */
@@ -177,7 +184,10 @@ export class CheckpointStore {
     this.lockTimeoutMs = opts.lockTimeoutMs ?? 10_000;
     this.pruneEvery = Math.max(1, opts.pruneEvery ?? 50);
     // A write's temp file (staged while its decision is committed) is never captured.
-    const rules = new IgnoreRules({ workspace, respectGitignore: opts.respectGitignore ?? true, exclude: [WRITE_TEMP_PATTERN, ...(opts.exclude ?? [])], excludeDirs });
+    const rules = new IgnoreRules({
+      workspace, respectGitignore: opts.respectGitignore ?? true, exclude: [WRITE_TEMP_PATTERN, ...(opts.exclude ?? [])], excludeDirs,
+      ...(opts.neverCapture ? { skip: opts.neverCapture } : {}),
+    });
     this.scanner = new WorkspaceScanner({ workspace, rules, maxFileBytes: this.maxFileBytes });
   }
 

@@ -41,6 +41,8 @@ export interface IgnoreRulesOptions {
   readonly exclude: readonly string[];
   /** Workspace-relative directories always excluded (the shadow store when inside). */
   readonly excludeDirs: readonly string[];
+  /** Also excluded when it says so (CheckpointStoreOptions.neverCapture). */
+  readonly skip?: (rel: string, isDir: boolean) => boolean;
 }
 
 export class IgnoreRules {
@@ -87,6 +89,7 @@ export class IgnoreRules {
     const name = rel.slice(rel.lastIndexOf('/') + 1);
     if (name.toLowerCase() === '.git') return true;
     if (isDir && this.opts.excludeDirs.includes(rel)) return true;
+    if (this.opts.skip?.(rel, isDir)) return true;
     const probe = isDir ? `${rel}/` : rel;
     if (this.extra?.ignores(probe)) return true;
     if (!this.opts.respectGitignore) return false;

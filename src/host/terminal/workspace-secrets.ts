@@ -19,7 +19,7 @@ import type { Dirent } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CapabilityRequest } from '../../common/capability.ts';
-import { METHODS } from '../../common/protocol.ts';
+import { ForbiddenFiles } from '../policy/forbidden-files.ts';
 import type { PolicyEngine } from '../policy/policy-engine.ts';
 
 export interface WorkspaceSecretsOptions {
@@ -41,19 +41,15 @@ export interface SecretScan {
 
 /** How many decisions are made between yields to the event loop. */
 const SLICE = 256;
-/** Remembered answers per session before they are forgotten and asked again. */
-const MAX_REMEMBERED = 200_000;
 
 export class WorkspaceSecrets {
-  private readonly policy: PolicyEngine;
+  private readonly files: ForbiddenFiles;
   private readonly maxEntries: number;
   private readonly maxHidden: number;
   private readonly skipDirs: ReadonlySet<string>;
-  /** `session, type, path` → whether policy forbids that session's agent reading it. */
-  private readonly forbidden = new Map<string, boolean>();
 
   constructor(opts: WorkspaceSecretsOptions) {
-    this.policy = opts.policy;
+    this.files = new ForbiddenFiles(opts.policy);
     this.maxEntries = opts.maxEntries ?? 50_000;
     this.maxHidden = opts.maxHidden ?? 500;
     this.skipDirs = new Set(opts.skipDirs ?? ['node_modules']);
@@ -95,22 +91,6 @@ export class WorkspaceSecrets {
 
   private isForbidden(root: string, rel: string, d: Dirent, request: CapabilityRequest): boolean {
     const type = d.isDirectory() ? 'directory' : d.isFile() ? 'file' : d.isSymbolicLink() ? 'symlink' : 'other';
-    const key = `${request.sessionId}\0${type}\0${root}/${rel}`;
-    let forbidden = this.forbidden.get(key);
-    if (forbidden === undefined) {
-      const decision = this.policy.decide({
-        ...request,
-        id: `${request.id}/hide:${rel}`,
-        action: 'read',
-        kind: 'read',
-        method: METHODS.readTextFile,
-        target: { path: join(root, rel), relPath: rel, inWorkspace: true, exists: true, type, hardLinked: false },
-        command: undefined,
-      });
-      forbidden = decision.effect === 'deny';
-      if (this.forbidden.size >= MAX_REMEMBERED) this.forbidden.clear();
-      this.forbidden.set(key, forbidden);
-    }
-    return forbidden;
+    return this.files.isForbidden(root, rel, type, request);
   }
 }

@@ -1,12 +1,14 @@
 import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
-import { chmod, cp, mkdir, readFile, readlink, rename, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, readFile, readlink, realpath, rename, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import isogit from 'isomorphic-git';
 import { CheckpointError, CheckpointStore, RestoreConflictError } from '../../../src/host/checkpoints/checkpoint-store.ts';
 import { encodeTree, writeObject } from '../../../src/host/checkpoints/git-objects.ts';
 import { createShadowFs } from '../../../src/host/checkpoints/shadow-fs.ts';
+import { CedarPolicyEngine } from '../../../src/host/policy/cedar-policy-engine.ts';
+import { ForbiddenFiles } from '../../../src/host/policy/forbidden-files.ts';
 import { cause, fsckShadow, git, picture, sleep, tempDir } from './helpers.ts';
 
 async function setup(opts: Partial<Parameters<typeof CheckpointStore.open>[0]> = {}) {
@@ -36,6 +38,31 @@ describe('CheckpointStore: taking checkpoints', () => {
     expect(trailer).toMatchObject({ v: 1, seq: 1, requestIds: ['r-1', 'r-2'], auditSeqs: [11, 12], changed: first!.changed });
     expect(git(gitdir, ['--git-dir', gitdir, 'ls-tree', '-r', '--name-only', first!.id]).stdout.split('\n').filter(Boolean)).toEqual(['a.txt', 'src/b.ts']);
     expect(fsckShadow(gitdir)).toEqual({ status: 0, problems: [] });
+  });
+
+  it('never copies a file policy keeps from the agent (its .env) into a checkpoint, and a restore leaves it alone', async () => {
+    const files = new ForbiddenFiles(await CedarPolicyEngine.load());
+    const ws = await realpath(await tempDir('ws'));
+    const { store, gitdir } = await setup({ workspace: ws, neverCapture: (rel, isDir) => files.isForbidden(ws, rel, isDir ? 'directory' : 'file') });
+    await writeFile(join(ws, 'a.txt'), 'one\n');
+    await writeFile(join(ws, '.env'), 'API_KEY=first\n');
+    await mkdir(join(ws, 'svc'));
+    await writeFile(join(ws, 'svc/.env.production'), 'DB=first\n');
+    await writeFile(join(ws, 'svc/.env.example'), 'DB=changeme\n');
+    const cp1 = await store.checkpoint(cause);
+    await writeFile(join(ws, 'a.txt'), 'two\n');
+    const cp2 = await store.checkpoint({ ...cause, paths: ['a.txt', '.env'] });
+    for (const cp of [cp1!, cp2!]) {
+      expect(git(gitdir, ['--git-dir', gitdir, 'ls-tree', '-r', '--name-only', cp.id]).stdout.split('\n').filter(Boolean)).toEqual(['a.txt', 'svc/.env.example']);
+    }
+    // No blob anywhere in the shadow repository holds the secrets (exit 1: no match).
+    expect(git(gitdir, ['--git-dir', gitdir, 'grep', '-e', 'API_KEY', '-e', 'DB=first', cp1!.id, cp2!.id], { allowFail: true })).toMatchObject({ status: 1, stdout: '' });
+
+    await writeFile(join(ws, '.env'), 'API_KEY=second\n');
+    await store.restore(cp1!.id);
+    expect(await readFile(join(ws, 'a.txt'), 'utf8')).toBe('one\n');
+    expect(await readFile(join(ws, '.env'), 'utf8')).toBe('API_KEY=second\n');
+    expect(await readFile(join(ws, 'svc/.env.production'), 'utf8')).toBe('DB=first\n');
   });
 
   it('snapshots only the given paths on the fast path, including deletions and whole directories', async () => {
