@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { BubblewrapSandbox, type BubblewrapSandboxOptions } from '../../../src/host/sandbox/bubblewrap-sandbox.ts';
 import type { RunOptions, SandboxExit, SandboxProfile } from '../../../src/host/sandbox/sandbox.ts';
 import { buildCommandEnv } from '../../../src/host/sandbox/sandbox-env.ts';
+import { afterAll, beforeAll } from 'vitest';
 
 export const REPO = join(import.meta.dirname, '..', '..', '..');
 
@@ -53,6 +54,28 @@ export function makeScratch(): Scratch {
 
 export async function makeSandbox(s: Scratch, extra: BubblewrapSandboxOptions = {}): Promise<BubblewrapSandbox> {
   return BubblewrapSandbox.create({ home: s.home, protectedPaths: [s.state], ...extra });
+}
+
+/** One scratch tree and one sandbox for a test file (made before its tests, removed after). */
+export function useScratchSandbox(): { readonly scratch: Scratch; readonly sandbox: BubblewrapSandbox } {
+  let scratch: Scratch | undefined;
+  let sandbox: BubblewrapSandbox | undefined;
+  beforeAll(async () => {
+    scratch = makeScratch();
+    sandbox = await makeSandbox(scratch);
+  });
+  afterAll(async () => {
+    await sandbox?.dispose();
+    scratch?.cleanup();
+  });
+  return {
+    get scratch() {
+      return scratch!;
+    },
+    get sandbox() {
+      return sandbox!;
+    },
+  };
 }
 
 export function envFor(s: Scratch, hostExtra: Record<string, string> = {}): Record<string, string> {

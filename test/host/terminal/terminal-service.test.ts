@@ -5,27 +5,24 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AuditChangedFile } from '../../../src/common/audit-record.ts';
 import { RequestDenied } from '../../../src/host/broker.ts';
 import { BubblewrapSandbox } from '../../../src/host/sandbox/bubblewrap-sandbox.ts';
 import type { CommandChanges, TerminalOutputEvent } from '../../../src/host/terminal/terminal-service.ts';
-import { makeSandbox, makeScratch, type Scratch } from '../sandbox/sandbox-fixture.ts';
+import { useScratchSandbox, type Scratch } from '../sandbox/sandbox-fixture.ts';
 import { makeHost, runCommand, type Host } from './terminal-fixture.ts';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
+const env = useScratchSandbox();
 let s: Scratch;
 let sb: BubblewrapSandbox;
 let h: Host;
 
-beforeAll(async () => {
-  s = makeScratch();
-  sb = await makeSandbox(s);
-});
-afterAll(async () => {
-  await sb?.dispose();
-  s?.cleanup();
+beforeAll(() => {
+  s = env.scratch;
+  sb = env.sandbox;
 });
 beforeEach(async () => {
   h = await makeHost(s, sb);

@@ -5,24 +5,21 @@
 // usual. A workspace too large to check makes the command ask.
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { BubblewrapSandbox } from '../../../src/host/sandbox/bubblewrap-sandbox.ts';
-import { makeSandbox, makeScratch, type Scratch } from '../sandbox/sandbox-fixture.ts';
+import { useScratchSandbox, type Scratch } from '../sandbox/sandbox-fixture.ts';
 import { makeHost, runCommand, type Host } from './terminal-fixture.ts';
 
 const SECRET = 'sk-live-0123456789abcdef';
 
+const env = useScratchSandbox();
 let s: Scratch;
 let sb: BubblewrapSandbox;
 let h: Host;
 
-beforeAll(async () => {
-  s = makeScratch();
-  sb = await makeSandbox(s);
-});
-afterAll(async () => {
-  await sb?.dispose();
-  s?.cleanup();
+beforeAll(() => {
+  s = env.scratch;
+  sb = env.sandbox;
 });
 beforeEach(() => {
   writeFileSync(join(s.workspace, '.env'), `API_KEY=${SECRET}\n`);
