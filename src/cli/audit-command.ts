@@ -1,5 +1,6 @@
 // `tether audit …`: verify a log directory or an evidence bundle, prove one
-// record, export an evidence bundle for a time range, print the public key.
+// record, export an evidence bundle for a time range, print the public key,
+// ship what a collector has not yet taken.
 // Exit codes: 0 intact / done, 1 verification failed or the operation failed,
 // 2 usage error.
 import { readFile, writeFile } from 'node:fs/promises';
@@ -14,7 +15,10 @@ import {
   type InclusionProof,
   type PolicyText,
 } from '../host/audit/audit-evidence.ts';
+import { AuditOutbox } from '../host/audit/audit-outbox.ts';
+import type { AuditSink } from '../host/audit/audit-sink.ts';
 import { verifyAuditDir, type AuditVerifyReport } from '../host/audit/audit-verifier.ts';
+import { sinkFor } from '../host/audit/ship-target.ts';
 import type { KeyStore } from '../host/keychain/key-store.ts';
 import { KeyringKeyStore } from '../host/keychain/keyring-key-store.ts';
 import { noteVerifier } from '../host/keychain/note-key.ts';
@@ -37,6 +41,7 @@ const USAGE = `usage:
   tether audit verify-proof FILE [--pubkey FILE]...
   tether audit export --from TIME --to TIME --out FILE [--dir DIR] [--policy FILE]...
   tether audit pubkey [--out FILE] [--json]
+  tether audit ship [DIR] --to URL [--timeout SECONDS]
 TIME is an ISO 8601 time, "now", or relative like -24h, -7d, -30m.
 Without --pubkey, the key in this machine's keychain is trusted.
 `;
@@ -49,7 +54,7 @@ interface Parsed {
   switches: Set<string>;
 }
 
-const VALUE_FLAGS = new Set(['--pubkey', '--trusted-checkpoint', '--out', '--from', '--to', '--dir', '--policy']);
+const VALUE_FLAGS = new Set(['--pubkey', '--trusted-checkpoint', '--out', '--from', '--to', '--dir', '--policy', '--timeout']);
 const SWITCHES = new Set(['--allow-unsigned', '--strict', '--json']);
 
 function parse(args: readonly string[]): Parsed {
@@ -199,6 +204,42 @@ async function pubkey(p: Parsed, io: AuditCommandIo): Promise<number> {
   return 0;
 }
 
+/**
+ * Ships everything the collector has not yet taken (its cursor lives in the
+ * audit directory, shared with the host's own shipping), then says where it
+ * stands. Exit 1 when it could not finish within --timeout (default 60 s).
+ */
+async function ship(p: Parsed, io: AuditCommandIo): Promise<number> {
+  const to = one(p, '--to');
+  if (!to) throw new UsageError('ship needs --to URL');
+  let sink: AuditSink;
+  try {
+    sink = sinkFor(to);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const timeoutText = one(p, '--timeout') ?? '60';
+  const timeoutS = Number(timeoutText);
+  if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new UsageError(`--timeout must be a positive number of seconds, not "${timeoutText}"`);
+  const dir = dirArg(p, io, p.positional[0]);
+  const outbox = await AuditOutbox.start({ dir, sink, onWarning: (m) => io.stderr.write(`warning: ${m}\n`) });
+  let failure: Error | undefined;
+  try {
+    await outbox.drain(timeoutS * 1000);
+  } catch (e) {
+    failure = e as Error;
+  } finally {
+    await outbox.stop();
+  }
+  const m = outbox.metrics();
+  io.stdout.write(`${m.sink}: ${m.shippedRecords} records and ${m.shippedCheckpoints} checkpoints shipped now; next seq ${m.nextSeq}, ${m.backlogRecords} behind\n`);
+  if (failure) {
+    io.stderr.write(`tether audit ship: ${failure.message}\n`);
+    return 1;
+  }
+  return 0;
+}
+
 export async function runAuditCommand(args: string[], io: AuditCommandIo): Promise<number> {
   const rest = args[0] === 'audit' ? args.slice(1) : args;
   const [cmd, ...tail] = rest;
@@ -215,6 +256,8 @@ export async function runAuditCommand(args: string[], io: AuditCommandIo): Promi
         return await exportBundle(p, io);
       case 'pubkey':
         return await pubkey(p, io);
+      case 'ship':
+        return await ship(p, io);
       case undefined:
       case 'help':
       case '--help':

@@ -17,7 +17,7 @@ Usage:
   tether demo [--workspace DIR]                  the same pipeline against a built-in scripted model
   tether policy test|explain|validate …          test and explain Cedar policy (tether policy --help)
   tether checkpoints list|diff|restore|usage …   undo the agent's changes (tether checkpoints --help)
-  tether audit verify|prove|export|pubkey …      check and export the signed audit log (tether audit --help)
+  tether audit verify|prove|export|pubkey|ship … check, export and ship the signed audit log (tether audit --help)
   tether --help                                  this text
 
 run options:

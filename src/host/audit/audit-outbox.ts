@@ -24,6 +24,7 @@ import { compactRangeShape, consistencyProof, subtreeHashFrom, type Hash } from 
 import { encodeBase64, parseCheckpoint, parseNote } from '../../common/signed-note.ts';
 import { SinkError, type AuditSink, type ShippedRecord } from './audit-sink.ts';
 import { fromHex, leafHashOfBytes, merkleHasher, toHex } from './hashing.ts';
+import { acquirePidLock, releasePidLock } from './pid-lock.ts';
 import { CHECKPOINTS_FILE, OUTBOX_DIR, parseCheckpointLine, parseSegmentFileName, sortSegments, type SegmentName } from './log-layout.ts';
 import type { SignedAuditLog } from './signed-audit-log.ts';
 
@@ -97,6 +98,7 @@ const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 export class AuditOutbox {
   private readonly opts: Required<Omit<AuditOutboxOptions, 'log' | 'onWarning'>> & Pick<AuditOutboxOptions, 'log' | 'onWarning'>;
   private readonly statePath: string;
+  private readonly lockPath: string;
   private state: OutboxState = { v: 1, nextSeq: 0, lastCheckpointSha: '', accepted: {} };
   private cursor: Cursor | undefined;
   private cpOffset = 0;
@@ -128,11 +130,23 @@ export class AuditOutbox {
   private constructor(opts: AuditOutboxOptions) {
     this.opts = { batchSize: 500, maxBacklogRecords: 1_000_000, nearFullFraction: 0.8, retryInitialMs: 250, retryMaxMs: 60_000, pollMs: 2000, ...opts };
     this.statePath = join(opts.dir, OUTBOX_DIR, `${opts.sink.name.replace(/[^A-Za-z0-9._-]/g, '_')}.json`);
+    this.lockPath = `${this.statePath}.lock`;
   }
 
+  /**
+   * Starts shipping. One outbox per collector and log at a time: a second
+   * (another Tether process, `tether audit ship`) is refused, naming the pid.
+   */
   static async start(opts: AuditOutboxOptions): Promise<AuditOutbox> {
     const o = new AuditOutbox(opts);
-    await o.restore();
+    await mkdir(join(opts.dir, OUTBOX_DIR), { recursive: true, mode: 0o700 });
+    await acquirePidLock(o.lockPath, `shipping of ${opts.dir} to ${opts.sink.name}`, (m) => new Error(m));
+    try {
+      await o.restore();
+    } catch (e) {
+      await releasePidLock(o.lockPath);
+      throw e;
+    }
     if (opts.log) {
       o.unsubscribe.push(opts.log.onDidAppend(() => o.poke()));
       o.unsubscribe.push(opts.log.onDidCheckpoint(() => o.poke()));
@@ -203,6 +217,7 @@ export class AuditOutbox {
     this.stopWake?.();
     await this.loop?.catch(() => undefined);
     await this.opts.sink.close?.();
+    await releasePidLock(this.lockPath);
   }
 
   private poke(): void {

@@ -36,6 +36,7 @@ import { encodeBase64, formatCheckpoint, parseCheckpoint, parseNote, signNote, t
 import { KeyStoreUnavailableError, newAuditKeyName, type KeyStore } from '../keychain/key-store.ts';
 import { NoteSigningKey } from '../keychain/note-key.ts';
 import { AuditUnavailableError, MAX_DEFER_MS, type AppendOptions, type AuditReceipt, type AuditWriter } from './audit-writer.ts';
+import { acquirePidLock } from './pid-lock.ts';
 import { fromHex, hexNodeHasher, leafHexOfBytes, leafHexOfLine, sha256Hex, toHex } from './hashing.ts';
 import {
   CHECKPOINTS_FILE,
@@ -756,32 +757,8 @@ async function loadKey(options: SignedAuditLogOptions): Promise<NoteSigningKey |
   }
 }
 
-async function acquireLock(dir: string): Promise<void> {
-  const path = join(dir, LOCK_FILE);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await writeFile(path, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
-      return;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new AuditUnavailableError(`cannot lock the audit log ${dir}: ${(e as Error).message}`);
-    }
-    const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
-      throw new AuditUnavailableError(`the audit log ${dir} is in use by another Tether process (pid ${pid}); close it first`);
-    }
-    if (pid === process.pid) throw new AuditUnavailableError(`the audit log ${dir} is already open in this process`);
-    await rm(path, { force: true }); // left by a process that no longer runs
-  }
-  throw new AuditUnavailableError(`cannot lock the audit log ${dir}`);
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+function acquireLock(dir: string): Promise<void> {
+  return acquirePidLock(join(dir, LOCK_FILE), `the audit log ${dir}`, (m) => new AuditUnavailableError(m));
 }
 
 async function syncDir(dir: string): Promise<void> {

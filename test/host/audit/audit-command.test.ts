@@ -7,9 +7,12 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../../src/common/canonical-json.ts';
 import { runAuditCommand, type AuditCommandIo } from '../../../src/cli/audit-command.ts';
+import { AuditOutbox } from '../../../src/host/audit/audit-outbox.ts';
+import { SHIP_TOKEN_ENV, sinkFor } from '../../../src/host/audit/ship-target.ts';
 import { SignedAuditLog } from '../../../src/host/audit/signed-audit-log.ts';
 import { NoteSigningKey } from '../../../src/host/keychain/note-key.ts';
 import { StaticKeyStore } from '../../../src/host/keychain/static-key-store.ts';
+import { LoopbackCollector } from './loopback-collector.ts';
 
 const key = NoteSigningKey.generate('tether-audit-cli');
 let dir: string;
@@ -44,6 +47,42 @@ function createPolicyHash(text: string): string {
 }
 
 describe('tether audit', () => {
+  it('ship: sends what the collector has not taken, says where it stands, and sends no record twice', async () => {
+    const collector = new LoopbackCollector('cli-token', [key.verifier()]);
+    await collector.start();
+    process.env[SHIP_TOKEN_ENV] = 'cli-token';
+    try {
+      const copy = await mkdtemp(join(tmpdir(), 'tether-ship-cli-'));
+      await cp(dir, copy, { recursive: true });
+      const first = await run(['ship', copy, '--to', collector.url, '--timeout', '20']);
+      expect(first.code).toBe(0);
+      expect(first.out).toMatch(/: 101 records and \d+ checkpoints shipped now; next seq 101, 0 behind/);
+      expect([...collector.seqs.keys()]).toHaveLength(101);
+      const again = await run(['ship', copy, '--to', collector.url]);
+      expect(again.out).toMatch(/: 0 records and \d+ checkpoints shipped now; next seq 101, 0 behind/);
+      expect(collector.duplicates).toBe(0);
+
+      // One shipper per collector and log: a second is refused while the first runs.
+      const running = await AuditOutbox.start({ dir: copy, sink: sinkFor(collector.url) });
+      const refused = await run(['ship', copy, '--to', collector.url]);
+      await running.stop();
+      expect(refused.code).toBe(1);
+      expect(refused.err).toMatch(new RegExp(`shipping of ${copy} to http-[0-9a-f]+ is in use by another Tether process \\(pid ${process.pid}\\)|is already open in this process`));
+    } finally {
+      delete process.env[SHIP_TOKEN_ENV];
+      await collector.stop();
+    }
+  });
+
+  it('ship: a collector that cannot be reached is exit 1 with the reason; a bad target is a usage error', async () => {
+    const down = await run(['ship', dir, '--to', 'http://127.0.0.1:9/in', '--timeout', '0.5']);
+    expect(down.code).toBe(1);
+    expect(down.err).toMatch(/did not drain within 500 ms .*unreachable/);
+    const bad = await run(['ship', dir, '--to', 'relp://siem.example.com:2514']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/unencrypted; use relp\+tls/);
+  });
+
   it('verify: exit 0 and a summary for an intact log', async () => {
     const r = await run(['verify', dir, '--pubkey', pubFile]);
     expect(r.code).toBe(0);
