@@ -115,8 +115,8 @@ interface Staged extends StagedWrite {
   readonly tmpName: string;
   readonly postSha256: string;
   readonly preSha256?: string;
-  /** A new file's temp file, still open: its fsync comes after the rename. */
-  readonly unsyncedFd?: number;
+  /** A new file's temp file, still open (its fsync comes after the rename); cleared once closed. */
+  unsyncedFd?: number | undefined;
   /** Renamed into place or discarded. */
   settled: boolean;
 }
@@ -238,7 +238,7 @@ export class FsEffects {
     if (s.settled) return;
     s.settled = true;
     try {
-      if (s.unsyncedFd !== undefined) await io.closeFd(s.unsyncedFd, s.dir.syncIo).catch(() => undefined);
+      await closeUnsynced(s);
       await io.unlink(s.dir.entry(s.tmpName), s.dir.syncIo).catch(() => undefined);
     } finally {
       await s.dir.close();
@@ -323,7 +323,7 @@ export class FsEffects {
       expectSame(t, await lstatEntry(dir, s.name));
       await io.rename(tmp, dir.entry(s.name), dir.syncIo);
     } catch (e) {
-      if (s.unsyncedFd !== undefined) await io.closeFd(s.unsyncedFd, dir.syncIo).catch(() => undefined);
+      await closeUnsynced(s);
       await io.unlink(tmp, dir.syncIo).catch(() => undefined);
       throw e;
     }
@@ -334,7 +334,7 @@ export class FsEffects {
         try {
           await io.fsyncFd(s.unsyncedFd);
         } finally {
-          await io.closeFd(s.unsyncedFd, dir.syncIo);
+          await closeUnsynced(s, true);
         }
       }
       await this.syncDir(dir);
@@ -732,6 +732,20 @@ async function readEntries(dir: DirAnchor, max: number): Promise<{ entries: DirE
 }
 
 /** Throws PathChanged unless the entry is what resolution saw. */
+/**
+ * Closes a staged new file's descriptor once: the number is forgotten before
+ * the close, so no later path can close it again after the kernel has given
+ * it to someone else.
+ */
+async function closeUnsynced(s: Staged, report = false): Promise<void> {
+  const fd = s.unsyncedFd;
+  if (fd === undefined) return;
+  s.unsyncedFd = undefined;
+  const closing = io.closeFd(fd, s.dir.syncIo);
+  if (report) await closing;
+  else await closing.catch(() => undefined);
+}
+
 function expectSame(t: ResolvedPath, st: BigIntStats | undefined): void {
   if (!t.exists) {
     if (st) throw new PathChanged(t.path, 'appeared');

@@ -228,14 +228,22 @@ export class HostCore {
     for (const s of [...this.open]) await s.close().catch((e: unknown) => console.error('tether: closing a session failed:', e));
     await this.gateway.close();
     await this.sandbox?.dispose();
-    await this.audit.close();
-    await Promise.all(this.outboxes.map(async (o) => {
-      try {
-        await o.drain(this.opts.shipDrainMs ?? 5000);
-      } catch (e) {
-        console.error(`tether: audit shipping to ${o.metrics().sink} is behind; the rest goes out with the next run (${(e as Error).message})`);
-      }
-      await o.stop();
-    }));
+    let logClosed = false;
+    try {
+      await this.audit.close();
+      logClosed = true;
+    } finally {
+      // Stopped whatever happened to the log (a failed log still has shippers to release).
+      await Promise.all(this.outboxes.map(async (o) => {
+        if (logClosed) {
+          try {
+            await o.drain(this.opts.shipDrainMs ?? 5000);
+          } catch (e) {
+            console.error(`tether: audit shipping to ${o.metrics().sink} is behind; the rest goes out with the next run (${(e as Error).message})`);
+          }
+        }
+        await o.stop();
+      }));
+    }
   }
 }

@@ -63,6 +63,8 @@ export class HttpCollectorSink implements AuditSink {
     try {
       res = await fetch(this.opts.url, {
         method: 'POST',
+        // A redirect could send the records (and the token) somewhere else, unencrypted: refuse it.
+        redirect: 'error',
         body,
         signal: AbortSignal.any([signal, timeout]),
         headers: {

@@ -41,8 +41,11 @@ export function sinkFor(target: string, opts: ShipTargetOptions = {}): AuditSink
     throw new ShipTargetError(`"${target}" is not a URL. ${ACCEPTED}`);
   }
   const scheme = url.protocol.slice(0, -1);
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  const loopback = isLoopbackHost(host);
+  // Parsers disagree about backslashes and user info: refuse both, so the host
+  // checked here is the host connected to.
+  if (target.includes('\\') || url.username !== '' || url.password !== '') {
+    throw new ShipTargetError(`${target}: a collector URL may not contain a backslash or user:password@; give the token in ${SHIP_TOKEN_ENV}`);
+  }
   const token = opts.token ?? (async () => process.env[SHIP_TOKEN_ENV] ?? '');
   const common = opts.hostname ? { hostname: opts.hostname } : {};
   switch (scheme) {
@@ -51,9 +54,10 @@ export function sinkFor(target: string, opts: ShipTargetOptions = {}): AuditSink
     case 'splunk+https':
     case 'splunk+http': {
       const plain = scheme.endsWith('http');
-      if (plain && !loopback) throw new ShipTargetError(`${target}: records would leave this machine unencrypted; use https (plain http is for a collector on loopback only)`);
-      const httpUrl = scheme.startsWith('splunk+') ? target.slice('splunk+'.length) : target;
-      return new HttpCollectorSink({ url: httpUrl, format: scheme.startsWith('splunk+') ? 'splunk-hec' : 'generic', token, ...common });
+      // The URL the sink will fetch, parsed as such: its host is the one checked.
+      const http = new URL(scheme.startsWith('splunk+') ? target.slice('splunk+'.length) : target);
+      if (plain && !isLoopbackHost(bare(http.hostname))) throw new ShipTargetError(`${target}: records would leave this machine unencrypted; use https (plain http is for a collector on loopback only)`);
+      return new HttpCollectorSink({ url: http.href, format: scheme.startsWith('splunk+') ? 'splunk-hec' : 'generic', token, ...common });
     }
     case 'relp':
     case 'relp+tls':
@@ -61,7 +65,8 @@ export function sinkFor(target: string, opts: ShipTargetOptions = {}): AuditSink
     case 'syslog+tls': {
       const tls = scheme.endsWith('+tls');
       const relp = scheme.startsWith('relp');
-      if (!tls && !loopback) throw new ShipTargetError(`${target}: records would leave this machine unencrypted; use ${relp ? 'relp+tls' : 'syslog+tls'}:// (plain ${scheme}:// is for a collector on loopback only)`);
+      const host = bare(url.hostname);
+      if (!tls && !isLoopbackHost(host)) throw new ShipTargetError(`${target}: records would leave this machine unencrypted; use ${relp ? 'relp+tls' : 'syslog+tls'}:// (plain ${scheme}:// is for a collector on loopback only)`);
       if (url.port === '') throw new ShipTargetError(`${target}: give the collector's port (${relp ? 'RELP is often 2514' : 'syslog over TLS is often 6514'})`);
       if (url.pathname !== '' && url.pathname !== '/') throw new ShipTargetError(`${target}: a ${scheme} target is host:port only`);
       return new SyslogSink({
@@ -76,6 +81,11 @@ export function sinkFor(target: string, opts: ShipTargetOptions = {}): AuditSink
     default:
       throw new ShipTargetError(`${target}: unknown kind of collector "${scheme}". ${ACCEPTED}`);
   }
+}
+
+/** An IPv6 literal without its brackets. */
+function bare(hostname: string): string {
+  return hostname.replace(/^\[|\]$/g, '');
 }
 
 const ACCEPTED = 'Accepted: https://…, splunk+https://…, relp+tls://host:port, syslog+tls://host:port, and on loopback also http://…, relp://…, syslog://….';

@@ -10,10 +10,16 @@
 // hiding those would break ordinary builds. Answers are remembered for the
 // session, so a command pays only for entries it has not seen before.
 //
-// Not walked: dependency folders (node_modules) and git's object store, which
-// hold many files and no project secrets. A walk that reaches the entry limit,
-// or finds more forbidden entries than can be hidden, says so: the command
-// then needs the user's consent (fail closed, not silently exposed).
+// A directory that cannot be listed is hidden whole. A walk that reaches the
+// entry limit, or finds more forbidden entries than can be hidden, says so:
+// the command then needs the user's consent (fail closed, not silently
+// exposed).
+//
+// Not walked, for time: dependency folders (node_modules) and git's object
+// store. Known gap: a secret the agent moves into one of them (renaming its
+// parent directory there, which a move request or a command can do) is not
+// hidden from later commands. Closing it needs an incremental walk of those
+// folders (directory mtimes) rather than a full one per command.
 
 import type { Dirent } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -66,8 +72,15 @@ export class WorkspaceSecrets {
       let entries: Dirent[];
       try {
         entries = await readdir(rel === '' ? root : join(root, rel), { withFileTypes: true });
-      } catch {
-        continue; // vanished or unreadable: nothing the command could read there either
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') continue; // gone since it was listed
+        // Unlistable (chmod 311 keeps files readable by name, and the command
+        // can chmod): what is in it is unknown, so the whole of it is hidden.
+        if (rel === '') return { hidden, incomplete: `the workspace could not be listed (${code ?? (e as Error).message}), so Tether could not check it for files policy keeps from the agent` };
+        if (hidden.length >= this.maxHidden) return { hidden, incomplete: `the workspace has more than ${this.maxHidden} files policy keeps from the agent or that cannot be checked` };
+        hidden.push(join(root, rel));
+        continue;
       }
       for (const d of entries) {
         if (++walked > this.maxEntries) {

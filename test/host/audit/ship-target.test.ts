@@ -1,5 +1,7 @@
 // Collector URLs: what each kind becomes, and what is refused with a reason.
 import { mkdtemp, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -31,9 +33,35 @@ describe('sinkFor', () => {
     ['ftp://siem.example/', /unknown kind of collector "ftp"/],
     ['siem.example:514', /unknown kind of collector|is not a URL/],
     ['not a url', /is not a URL/],
+    ['splunk+http://evil.example\\@127.0.0.1/services/collector/event', /may not contain a backslash or user:password@/],
+    ['https://user:secret@siem.example/in', /may not contain a backslash or user:password@/],
+    ['http://127.0.0.1.evil.example/in', /unencrypted; use https/],
   ])('refuses %s', (target, why) => {
     expect(() => sinkFor(target)).toThrow(ShipTargetError);
     expect(() => sinkFor(target)).toThrow(why);
+  });
+});
+
+describe('HttpCollectorSink', () => {
+  it('does not follow a redirect: the records would go somewhere else, maybe unencrypted', async () => {
+    let elsewhere = 0;
+    const other = createServer((_req, res) => {
+      elsewhere++;
+      res.end();
+    });
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    const redirector = createServer((_req, res) => {
+      res.writeHead(307, { location: `http://127.0.0.1:${(other.address() as AddressInfo).port}/in` });
+      res.end();
+    });
+    await new Promise<void>((r) => redirector.listen(0, '127.0.0.1', r));
+    try {
+      const sink = sinkFor(`http://127.0.0.1:${(redirector.address() as AddressInfo).port}/in`, { token: async () => 't' });
+      await expect(sink.sendCheckpoint({ origin: 'o', chain: 0, size: 1, note: 'n', consistency: null, idempotencyKey: 'k' }, new AbortController().signal)).rejects.toThrow(/unreachable|redirect/);
+      expect(elsewhere).toBe(0);
+    } finally {
+      await Promise.all([other, redirector].map((s) => new Promise<void>((r) => s.close(() => r()))));
+    }
   });
 });
 
