@@ -188,6 +188,8 @@ export class TetherSession {
     sessions.add(created.sessionId);
     sessionId = created.sessionId;
     checkpoints?.start();
+    // The first command would otherwise wait for policy on every workspace file.
+    terminals?.prepareSession(created.sessionId);
 
     const session = new TetherSession({
       id: created.sessionId, broker, grants, jail, audit: opts.audit, agent, connection, acpSessionId: created.sessionId,

@@ -30,7 +30,7 @@ import type { ConsentPreview } from '../../common/consent.ts';
 import { Emitter } from '../../common/emitter.ts';
 import { METHODS, TerminalCreateParams, TerminalIdParams } from '../../common/protocol.ts';
 import { parseShell, quoteShellWord, type ShellParse } from '../../common/shell-parse.ts';
-import { traceFromMeta, type TraceContext } from '../../common/trace.ts';
+import { newTrace, traceFromMeta, type TraceContext } from '../../common/trace.ts';
 import type { Broker, CompoundPart, PartDecision } from '../broker.ts';
 import type { PolicyEngine } from '../policy/policy-engine.ts';
 import { auditProfile, DEFAULT_LIMITS, summarizeProfile, type Sandbox, type SandboxExit, type SandboxLimits, type SandboxProcess, type SandboxProfile } from '../sandbox/sandbox.ts';
@@ -154,6 +154,17 @@ export class TerminalService {
     this.accounting = opts.accounting === false ? undefined : { ...DEFAULT_ACCOUNTING, ...opts.accounting };
     const hide = opts.hideForbiddenFiles ?? true;
     this.secrets = opts.policy && hide !== false ? new WorkspaceSecrets({ policy: opts.policy, ...(hide === true ? {} : hide) }) : undefined;
+  }
+
+  /**
+   * Starts, in the background, the check of the session's workspace for files
+   * policy keeps from the agent, so its first command does not wait for it.
+   */
+  prepareSession(sessionId: string): void {
+    if (!this.secrets || this.opts.sandbox.unavailable) return;
+    void this.workspaceOf(sessionId).then((workspace) => this.secrets!.scan(workspace, {
+      id: `prepare-${sessionId}`, sessionId, action: 'exec', kind: 'exec', method: 'terminal/create', workspace, trace: newTrace(),
+    })).catch(() => undefined); // a failure here is met again, and reported, by the first command
   }
 
   // ---- ACP methods ----

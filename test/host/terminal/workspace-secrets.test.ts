@@ -5,7 +5,7 @@
 // usual. A workspace too large to check makes the command ask.
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { BubblewrapSandbox } from '../../../src/host/sandbox/bubblewrap-sandbox.ts';
 import { useScratchSandbox, type Scratch } from '../sandbox/sandbox-fixture.ts';
 import { makeHost, runCommand, type Host } from './terminal-fixture.ts';
@@ -66,6 +66,24 @@ describe('terminal service: workspace files policy forbids the agent are hidden 
     expect(r.output).not.toContain(SECRET);
     expect(r.output).not.toContain('token.txt');
     expect(r.output).toContain('done');
+  });
+
+  it('checks the workspace in the background when a session starts, so its first command asks policy about no file again', async () => {
+    h = await makeHost(s, sb);
+    const decide = vi.spyOn(h.policy, 'decide');
+    const fileChecks = () => decide.mock.calls.filter(([r]) => r.id.includes('/read:')).length;
+    h.service.prepareSession('s1');
+    let seen = -1;
+    await vi.waitFor(() => {
+      const now = fileChecks();
+      const settled = now > 0 && now === seen;
+      seen = now;
+      expect(settled).toBe(true);
+    }, { timeout: 10_000, interval: 100 });
+    decide.mockClear();
+    const r = await runCommand(h, 'cat svc/app.js');
+    expect(r.output).toContain('console.log');
+    expect(fileChecks()).toBe(0);
   });
 
   it('asks, saying why, when the workspace is too large to check', async () => {
