@@ -30,7 +30,7 @@ beforeEach(() => {
 });
 afterEach(async () => {
   await h?.close();
-  for (const f of ['.env', 'svc', 'env-link', 'copy.txt', 'many']) rmSync(join(s.workspace, f), { recursive: true, force: true });
+  for (const f of ['.env', 'svc', 'env-link', 'copy.txt', 'many', 'node_modules']) rmSync(join(s.workspace, f), { recursive: true, force: true });
 });
 
 describe('terminal service: workspace files policy forbids the agent are hidden from its commands', () => {
@@ -84,6 +84,26 @@ describe('terminal service: workspace files policy forbids the agent are hidden 
     const r = await runCommand(h, 'cat svc/app.js');
     expect(r.output).toContain('console.log');
     expect(fileChecks()).toBe(0);
+  });
+
+  it('asks policy about nothing already in node_modules, but hides a secret the agent moves there afterwards', async () => {
+    h = await makeHost(s, sb);
+    mkdirSync(join(s.workspace, 'node_modules', 'pkg', 'lib'), { recursive: true });
+    for (let i = 0; i < 50; i++) writeFileSync(join(s.workspace, 'node_modules', 'pkg', 'lib', `m${i}.js`), '');
+    const decide = vi.spyOn(h.policy, 'decide');
+    const asked = () => decide.mock.calls.filter(([r]) => r.id.includes('/read:node_modules/')).map(([r]) => r.target!.relPath);
+    expect((await runCommand(h, 'ls node_modules/pkg/lib | wc -l')).output).toContain('50');
+    expect(await runCommand(h, 'true')).toMatchObject({ exitCode: 0 });
+    expect(asked()).toEqual([]);
+
+    // The parent of a hidden file can be renamed (only the file itself is a mount point).
+    await runCommand(h, 'mv svc node_modules/svc');
+    const r = await runCommand(h, "find node_modules/svc -name '.env*' -exec cat {} +; grep -r DB_PASSWORD node_modules; echo done");
+    expect(r.output).not.toContain(SECRET);
+    expect(r.output).toContain('DB_PASSWORD=changeme');
+    expect(r.output).toContain('done');
+    expect(asked()).toEqual(expect.arrayContaining(['node_modules/svc', 'node_modules/svc/.env.production']));
+    expect(asked().some((p) => p?.startsWith('node_modules/pkg/'))).toBe(false);
   });
 
   it('asks, saying why, when the workspace is too large to check', async () => {
