@@ -17,12 +17,12 @@
 //
 // Dependency folders (node_modules) and git's object store hold too many
 // files to ask policy about each on every command. There, what the session's
-// first look found is taken as the packages', and later only directories
-// whose listing changed (inode, mtime, ctime) are listed again, their new
-// entries asked about: a secret the agent moves into one (renaming its parent
-// directory there, which a move request or a command can do) is still
-// hidden. A forbidden file a package already shipped at that first look is
-// not.
+// first look found in directories unchanged since the session started is
+// taken as the packages'; later only directories whose listing changed
+// (inode, mtime, ctime) are listed again, their new entries asked about. A
+// secret the agent moves into one (renaming its parent directory there, which
+// a move request or a command can do) is still hidden. A forbidden file a
+// package already shipped before the session started is not.
 
 import { lstatSync, readdirSync, type Dirent } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
@@ -79,6 +79,8 @@ export class WorkspaceSecrets {
   /** Dependency trees (per session) whose first listing is complete: what appears in them later is new. */
   private readonly baselined = new Set<string>();
   private readonly local = new Map<string, boolean>();
+  /** When each session's first scan began (prepareSession: when the session started). */
+  private readonly started = new Map<string, number>();
 
   constructor(opts: WorkspaceSecretsOptions) {
     this.files = new ForbiddenFiles(opts.policy);
@@ -97,6 +99,8 @@ export class WorkspaceSecrets {
   async scan(root: string, request: CapabilityRequest): Promise<SecretScan> {
     // On a local file system the calls are made in place (µs each, not a
     // thread-pool round trip); a network one could hang, so not there (fs-io.ts).
+    let startedAt = this.started.get(request.sessionId);
+    if (startedAt === undefined) this.started.set(request.sessionId, (startedAt = Date.now()));
     let local = this.local.get(root);
     if (local === undefined) this.local.set(root, (local = await isLocalFileSystem(root)));
     const hidden: string[] = [];
@@ -117,11 +121,13 @@ export class WorkspaceSecrets {
       const key = `${request.sessionId}\0${abs}`;
       let listing: Listing | undefined;
       let stamp = '';
+      let changedSinceStart = false;
       if (tree !== undefined) {
         trees.add(tree);
         try {
           const st = local ? lstatSync(abs) : await lstat(abs);
           stamp = `${st.ino}:${st.mtimeMs}:${st.ctimeMs}`;
+          changedSinceStart = Math.max(st.mtimeMs, st.ctimeMs) >= startedAt - RACY_MS;
           listing = this.listings.get(key);
           if (listing && listing.stamp === stamp && listing.listedAt - st.mtimeMs > RACY_MS) {
             // Unchanged since last listed: what was hidden stays hidden; look below.
@@ -153,7 +159,9 @@ export class WorkspaceSecrets {
       }
       // In a dependency tree, entries listed before are not asked about again,
       // nor is anything in the tree's first listing (the session's baseline).
-      const trusted = tree === undefined ? undefined : listing?.names ?? (this.baselined.has(`${request.sessionId}\0${tree}`) ? new Set<string>() : undefined);
+      // A directory changed since the session started (a package installed, a
+      // folder moved in) is no part of the baseline, even before it completes.
+      const trusted = tree === undefined ? undefined : listing?.names ?? (this.baselined.has(`${request.sessionId}\0${tree}`) || changedSinceStart ? new Set<string>() : undefined);
       const baseline = tree !== undefined && trusted === undefined;
       const subdirs: string[] = [];
       const hiddenHere: string[] = [];
