@@ -279,6 +279,16 @@ export const AuditVerificationSchema = z.object({
 });
 export type AuditVerification = z.infer<typeof AuditVerificationSchema>;
 
+/** How shipping the audit log to one collector stands. */
+export const ShippingStatusSchema = z.object({
+  collector: text(300),
+  /** Records written but not yet taken by the collector. */
+  behind: z.number().int().min(0),
+  state: z.enum(['ok', 'near-full', 'full']),
+  lastError: text().optional(),
+});
+export type ShippingStatus = z.infer<typeof ShippingStatusSchema>;
+
 export const SnapshotSchema = z.object({
   session: SessionStatusSchema,
   providers: z.array(ProviderOptionSchema).max(20),
@@ -318,7 +328,7 @@ export const INVOKE = {
   revokeGrant: { args: z.object({ id }).strict(), result: z.object({ revoked: z.boolean() }) },
   readAudit: {
     args: z.object({ limit: z.number().int().min(1).max(5000).optional() }).strict(),
-    result: z.object({ records: z.array(AuditRecordViewSchema).max(5000), verification: AuditVerificationSchema }),
+    result: z.object({ records: z.array(AuditRecordViewSchema).max(5000), verification: AuditVerificationSchema, shipping: z.array(ShippingStatusSchema).max(20) }),
   },
   getDisclosure: { args: z.object({ workspace: pathText.optional() }).strict(), result: DisclosureSchema },
   acknowledgeDisclosure: { args: z.object({ fingerprint: text(200) }).strict(), result: z.object({ recorded: z.boolean(), seq: z.number().int().min(0).optional() }) },

@@ -148,6 +148,7 @@ export async function startAppHost(opts: AppHostOptions): Promise<AppHost> {
     policy: async () => policy,
     audit,
     auditView: new SignedAuditView(auditDir, { verifierKey: () => audit.status.verifierKey, log: audit, allowUnsigned: opts.allowUnsignedAudit ?? false }),
+    shipping: () => core.shipping(),
     settings: new JsonFileSettings(join(opts.dataDir, 'settings.json')),
     ...(opts.openExternal ? { openExternal: opts.openExternal } : {}),
     ...(opts.consentTimeoutMs !== undefined ? { consentTimeoutMs: opts.consentTimeoutMs } : {}),

@@ -31,6 +31,7 @@ import {
   type Disclosure, type EventName, type GrantView, type OutcomeView, type PayloadOf, type ProviderOption, type RequestView, type RuleInfo,
   type SessionStatus, type Snapshot, type TerminalOutput, type CheckpointView, type RestoreResultView,
 } from '../common/ipc-contract.ts';
+import type { OutboxMetrics } from './audit/audit-outbox.ts';
 import type { AuditView } from './audit-view.ts';
 import { RequestDenied, type Broker, type DecisionEvent, type OutcomeEvent } from './broker.ts';
 import { RestoreConflictError } from './checkpoints/checkpoint-store.ts';
@@ -95,6 +96,8 @@ export interface AppServiceDeps {
   /** App-level audit records (disclosure acknowledgement, agent crashes). Same log as the sessions'. */
   readonly audit: AuditSink;
   readonly auditView: AuditView;
+  /** Where shipping the log to each collector stands (HostCore.shipping). */
+  readonly shipping?: () => readonly OutboxMetrics[];
   readonly settings: SettingsStore;
   readonly openExternal?: (url: string) => Promise<boolean>;
   readonly consentTimeoutMs?: number;
@@ -285,7 +288,10 @@ export class AppService implements ApiHandlers {
   readAudit = async ({ limit }: { limit?: number | undefined }) => {
     const [records, verification] = await Promise.all([this.deps.auditView.read(5000), this.deps.auditView.verify()]);
     const mine = records.filter((r) => this.sessionIds.has(r.session) || this.appSeqs.has(r.seq));
-    return { records: mine.slice(-(limit ?? 1000)).map(auditRecordView), verification };
+    const shipping = (this.deps.shipping?.() ?? []).map((m) => ({
+      collector: m.sink, behind: m.backlogRecords, state: m.state, ...(m.lastError ? { lastError: m.lastError.slice(0, 2000) } : {}),
+    }));
+    return { records: mine.slice(-(limit ?? 1000)).map(auditRecordView), verification, shipping };
   };
 
   getDisclosure = async ({ workspace }: { workspace?: string | undefined }): Promise<Disclosure> => {

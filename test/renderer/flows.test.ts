@@ -11,10 +11,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CapabilityRequest } from '../../src/common/capability.ts';
 import { newTrace } from '../../src/common/trace.ts';
 import { readAuditRecords } from '../../src/host/audit/read-records.ts';
+import { SHIP_TOKEN_ENV } from '../../src/host/audit/ship-target.ts';
 import { startDevHost, type DevHost } from '../../src/host/dev-bridge/dev-host.ts';
 import { NoteSigningKey } from '../../src/host/keychain/note-key.ts';
 import { StaticKeyStore } from '../../src/host/keychain/static-key-store.ts';
 import { toolHistory, type ModelScript, type ScriptedConversation } from '../../src/host/scripted-model.ts';
+import { LoopbackCollector } from '../host/audit/loopback-collector.ts';
 import { buildRenderer, contrastFailures, keyboardReach, launchChromium, overflowing, screenshot, unlabelledControls, watchProblems } from './support/browser.ts';
 
 const APP_TS = `export function greet(name: string): string {\n  // Say hello.\n  return 'Hello ' + name;\n}\n`;
@@ -25,6 +27,7 @@ const LIMITS_TS = 'export const limit = 10;\n';
 let tmp: string;
 let workspace: string;
 let dev: DevHost;
+let collector: LoopbackCollector;
 let context: BrowserContext;
 let page: Page;
 let problems: string[];
@@ -99,10 +102,16 @@ beforeAll(async () => {
   await writeFile(join(workspace, 'src', 'limits.ts'), LIMITS_TS);
   await writeFile(join(workspace, '.env'), 'API_TOKEN=never-shown\n');
   const staticRoot = await buildRenderer(join(tmp, 'renderer'));
+  // A SIEM collector on loopback the audit log is shipped to (the audit view shows how it stands).
+  const key = NoteSigningKey.generate('tether-test');
+  collector = new LoopbackCollector('flows-token', [key.verifier()]);
+  await collector.start();
+  process.env[SHIP_TOKEN_ENV] = 'flows-token';
   dev = await startDevHost({
     workspace, dataDir: join(tmp, 'data'), staticRoot, demoScript: script, consentTimeoutMs: 120_000,
     // The OS keychain has its own tests against a real gnome-keyring (test/host/keychain).
-    keyStore: new StaticKeyStore(NoteSigningKey.generate('tether-test'), 'a key made for this test'),
+    keyStore: new StaticKeyStore(key, 'a key made for this test'),
+    ship: [collector.url],
   });
   context = await launchChromium(join(tmp, 'chromium-profile'));
 }, 120_000);
@@ -110,6 +119,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await context?.close();
   await dev?.close();
+  await collector?.stop();
+  delete process.env[SHIP_TOKEN_ENV];
   await rm(tmp, { recursive: true, force: true });
 });
 
@@ -198,6 +209,11 @@ describe('renderer flows against a real host', () => {
     expect(await p.locator('.xterm-helper-textarea').count()).toBeLessThanOrEqual(1);
     await p.getByRole('tab', { name: 'Audit' }).click();
     await poll(() => p.getByTestId('audit-verification').textContent()).toMatch(/Log verifies/);
+    await poll(async () => {
+      await p.getByRole('button', { name: 'Refresh' }).click();
+      return p.getByTestId('audit-shipping').textContent();
+    }).toMatch(/Shipping to http-127\.0\.0\.1-\d+-[0-9a-f]{8}: up to date/);
+    expect(collector.seqs.size).toBeGreaterThan(0);
     await screenshot(p, '05-audit-view');
     expect(problems).toEqual([]);
   });

@@ -5,7 +5,7 @@
 
 import type {
   ActivityEntry, AgentCrash, AgentUpdate, CheckpointView, ConsentQuestionView, Disclosure, GrantView, ProviderOption, SessionStatus,
-  TerminalOutput, TetherApi, AuditRecordView, AuditVerification, RestoreResultView,
+  TerminalOutput, TetherApi, AuditRecordView, AuditVerification, RestoreResultView, ShippingStatus,
 } from '../../../src/common/ipc-contract.ts';
 import { matchesFilter, type ActivityFilter } from './describe.ts';
 import { undoPoints } from './undo.ts';
@@ -42,7 +42,7 @@ export class AppState {
   crash = $state<AgentCrash | undefined>(undefined);
   disclosure = $state<Disclosure | undefined>(undefined);
   disclosureRequired = $state(false);
-  audit = $state<{ records: AuditRecordView[]; verification: AuditVerification } | undefined>(undefined);
+  audit = $state<{ records: AuditRecordView[]; verification: AuditVerification; shipping: ShippingStatus[] } | undefined>(undefined);
   auditStale = $state(true);
   /** The last error to show in the banner. */
   error = $state<string | undefined>(undefined);

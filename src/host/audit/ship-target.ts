@@ -14,6 +14,7 @@
 // local forwarder) and refused elsewhere. The token is read from the
 // environment variable on every request, so a rotated token is picked up.
 
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { isLoopbackHost } from '../../common/loopback.ts';
 import type { AuditSink } from './audit-sink.ts';
@@ -57,7 +58,9 @@ export function sinkFor(target: string, opts: ShipTargetOptions = {}): AuditSink
       // The URL the sink will fetch, parsed as such: its host is the one checked.
       const http = new URL(scheme.startsWith('splunk+') ? target.slice('splunk+'.length) : target);
       if (plain && !isLoopbackHost(bare(http.hostname))) throw new ShipTargetError(`${target}: records would leave this machine unencrypted; use https (plain http is for a collector on loopback only)`);
-      return new HttpCollectorSink({ url: http.href, format: scheme.startsWith('splunk+') ? 'splunk-hec' : 'generic', token, ...common });
+      // Named for people (the UI, warnings) and for its cursor file: kind, host, port, then a digest of the whole URL.
+      const name = `${scheme}-${bare(http.hostname)}-${http.port || (plain ? '80' : '443')}-${createHash('sha256').update(http.href).digest('hex').slice(0, 8)}`;
+      return new HttpCollectorSink({ url: http.href, format: scheme.startsWith('splunk+') ? 'splunk-hec' : 'generic', token, name, ...common });
     }
     case 'relp':
     case 'relp+tls':

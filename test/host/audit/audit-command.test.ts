@@ -67,7 +67,7 @@ describe('tether audit', () => {
       const refused = await run(['ship', copy, '--to', collector.url]);
       await running.stop();
       expect(refused.code).toBe(1);
-      expect(refused.err).toMatch(new RegExp(`shipping of ${copy} to http-[0-9a-f]+ is in use by another Tether process \\(pid ${process.pid}\\)|is already open in this process`));
+      expect(refused.err).toMatch(new RegExp(`shipping of ${copy} to http-127\\.0\\.0\\.1-\\d+-[0-9a-f]+ is in use by another Tether process \\(pid ${process.pid}\\)|is already open in this process`));
     } finally {
       delete process.env[SHIP_TOKEN_ENV];
       await collector.stop();

@@ -11,9 +11,9 @@ import { SyslogSink } from '../../../src/host/audit/syslog-sink.ts';
 
 describe('sinkFor', () => {
   it.each<[string, unknown, string]>([
-    ['https://siem.example/tether', HttpCollectorSink, 'http-'],
-    ['splunk+https://splunk.example:8088/services/collector/event', HttpCollectorSink, 'http-'],
-    ['http://127.0.0.1:9000/ingest', HttpCollectorSink, 'http-'],
+    ['https://siem.example/tether', HttpCollectorSink, 'https-siem.example-443-'],
+    ['splunk+https://splunk.example:8088/services/collector/event', HttpCollectorSink, 'splunk+https-splunk.example-8088-'],
+    ['http://127.0.0.1:9000/ingest', HttpCollectorSink, 'http-127.0.0.1-9000-'],
     ['relp+tls://siem.example:6514', SyslogSink, 'relp-tls-siem.example-6514'],
     ['relp://127.0.0.1:2514', SyslogSink, 'relp-127.0.0.1-2514'],
     ['syslog+tls://siem.example:6514', SyslogSink, 'syslog-tls-siem.example-6514'],
