@@ -16,6 +16,7 @@ import { traceFromMeta } from '../common/trace.ts';
 import { RequestDenied, type Broker, type EffectResult } from './broker.ts';
 import { previewDelete, previewMove, previewRead, previewWrite } from './consent-preview.ts';
 import type { FsEffects } from './fs-effects.ts';
+import { ForbiddenFiles, forbiddenInside } from './policy/forbidden-files.ts';
 import type { PolicyEngine } from './policy/policy-engine.ts';
 import { PathRefused, type WorkspaceJail } from './workspace-jail.ts';
 
@@ -172,10 +173,27 @@ export function createAcpHost(opts: AcpHostOptions): ClientApp {
     return runRead(req, async () => previewRead(target), () => fs.stat(target), (r) => ({ result: r }), signal);
   }));
 
+  // Files policy keeps from the agent are hidden from its commands, and the
+  // folders holding them pinned there; a move or delete of such a folder would
+  // carry them somewhere unchecked or destroy them, so it is refused here.
+  const forbidden = new ForbiddenFiles(opts.policy);
+  const refuseFolderWithSecrets = async (req: CapabilityRequest, t: ResolvedPath, verb: 'move' | 'delete' | 'replace'): Promise<void> => {
+    if (!t.exists || t.type !== 'directory' || !t.inWorkspace || t.path === jail.root) return;
+    const inside = await forbiddenInside(forbidden, jail.root, t.path, req);
+    const folder = t.relPath ?? t.path;
+    if (inside.found.length > 0) {
+      const names = inside.found.slice(0, 3).map((f) => f.slice(jail.root.length + 1)).join(', ');
+      const more = inside.found.length > 3 ? `, and ${inside.found.length - 3} more` : '';
+      await broker.refuse(req, `the folder ${folder} holds files policy keeps from the agent (${names}${more}), so the agent may not ${verb} it; ask the user to do it`);
+    }
+    if (inside.incomplete) await broker.refuse(req, `the folder ${folder} is too large to check for files policy keeps from the agent, so the agent may not ${verb} it; ask the user to do it`);
+  };
+
   app.onRequest(METHODS.delete, (raw: unknown) => raw, handle(async (raw, signal) => {
     const p = parse(DeleteParams, raw);
     const target = await resolve('delete', METHODS.delete, p, p.path, 'entry');
     const req = request('delete', METHODS.delete, p.sessionId, p._meta, { target });
+    if (p.recursive) await refuseFolderWithSecrets(req, target, 'delete');
     return run(req, () => previewDelete(fs, target, { recursive: p.recursive ?? false }), async () => {
       const r = await fs.delete(target, { recursive: p.recursive ?? false });
       return { result: {}, outcome: r.preSha256 ? { preSha256: r.preSha256 } : {} };
@@ -187,6 +205,8 @@ export function createAcpHost(opts: AcpHostOptions): ClientApp {
     const target = await resolve('move', METHODS.move, p, p.from, 'entry');
     const destination = await resolve('move', METHODS.move, p, p.to, 'entry');
     const req = request('move', METHODS.move, p.sessionId, p._meta, { target, destination });
+    await refuseFolderWithSecrets(req, target, 'move');
+    if (p.overwrite) await refuseFolderWithSecrets(req, destination, 'replace');
     return run(req, async () => previewMove(target, destination, { overwrite: p.overwrite ?? false }), async () => {
       const r = await fs.move(target, destination, { overwrite: p.overwrite ?? false });
       return { result: {}, outcome: r.preSha256 ? { preSha256: r.preSha256 } : {} };

@@ -288,7 +288,7 @@ export class AppService implements ApiHandlers {
   readAudit = async ({ limit }: { limit?: number | undefined }) => {
     const [records, verification] = await Promise.all([this.deps.auditView.read(5000), this.deps.auditView.verify()]);
     const mine = records.filter((r) => this.sessionIds.has(r.session) || this.appSeqs.has(r.seq));
-    const shipping = (this.deps.shipping?.() ?? []).map((m) => ({
+    const shipping = (this.deps.shipping?.() ?? []).slice(0, 20).map((m) => ({
       collector: m.sink, behind: m.backlogRecords, state: m.state, ...(m.lastError ? { lastError: m.lastError.slice(0, 2000) } : {}),
     }));
     return { records: mine.slice(-(limit ?? 1000)).map(auditRecordView), verification, shipping };

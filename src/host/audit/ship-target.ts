@@ -59,7 +59,7 @@ export function sinkFor(target: string, opts: ShipTargetOptions = {}): AuditSink
       const http = new URL(scheme.startsWith('splunk+') ? target.slice('splunk+'.length) : target);
       if (plain && !isLoopbackHost(bare(http.hostname))) throw new ShipTargetError(`${target}: records would leave this machine unencrypted; use https (plain http is for a collector on loopback only)`);
       // Named for people (the UI, warnings) and for its cursor file: kind, host, port, then a digest of the whole URL.
-      const name = `${scheme}-${bare(http.hostname)}-${http.port || (plain ? '80' : '443')}-${createHash('sha256').update(http.href).digest('hex').slice(0, 8)}`;
+      const name = `${scheme.replace('+', '-')}-${bare(http.hostname)}-${http.port || (plain ? '80' : '443')}-${createHash('sha256').update(http.href).digest('hex').slice(0, 8)}`;
       return new HttpCollectorSink({ url: http.href, format: scheme.startsWith('splunk+') ? 'splunk-hec' : 'generic', token, name, ...common });
     }
     case 'relp':

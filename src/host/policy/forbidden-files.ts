@@ -5,7 +5,9 @@
 // counts: an "ask" (.npmrc, a hard-linked file) is not forbidden. A policy
 // engine that fails on an entry denies it, so it counts as forbidden.
 
-import { join } from 'node:path';
+import type { Dirent } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 import type { CapabilityRequest, ResolvedPath } from '../../common/capability.ts';
 import { METHODS } from '../../common/protocol.ts';
 import { newTrace } from '../../common/trace.ts';
@@ -49,4 +51,33 @@ export class ForbiddenFiles {
     }
     return forbidden;
   }
+}
+
+/**
+ * The entries inside directory `dir` (absolute, in workspace `root`) policy
+ * forbids `on`'s agent to read, walking at most `limit` entries
+ * (`incomplete` when it stopped there, or could not list a folder).
+ */
+export async function forbiddenInside(files: ForbiddenFiles, root: string, dir: string, on: CapabilityRequest, limit = 20_000): Promise<{ found: string[]; incomplete: boolean }> {
+  const found: string[] = [];
+  const stack = [dir];
+  let walked = 0;
+  while (stack.length > 0) {
+    const d = stack.pop()!;
+    let entries: Dirent[];
+    try {
+      entries = await readdir(d, { withFileTypes: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      return { found, incomplete: true };
+    }
+    for (const e of entries) {
+      if (++walked > limit) return { found, incomplete: true };
+      const path = join(d, e.name);
+      const type: EntryType = e.isDirectory() ? 'directory' : e.isFile() ? 'file' : e.isSymbolicLink() ? 'symlink' : 'other';
+      if (files.isForbidden(root, relative(root, path), type, on)) found.push(path);
+      else if (type === 'directory') stack.push(path);
+    }
+  }
+  return { found, incomplete: false };
 }

@@ -252,6 +252,10 @@ export class BubblewrapSandbox implements Sandbox {
         args.push('--tmpfs', tmp);
       }
       args.push('--bind', profile.workspace, profile.workspace);
+      // Before anything is mounted inside them (a later bind would cover those mounts).
+      for (const p of profile.pinned ?? []) {
+        if (isDir(p)) args.push('--bind', p, p);
+      }
       for (const p of [...profile.readOnly, ...(options.readOnly ?? [])]) {
         if (p.endsWith('/.git/hooks') && !exists(p) && isDir(dirname(p))) mkdirSync(p, { recursive: true });
         if (exists(p)) args.push('--ro-bind', p, p);

@@ -33,6 +33,12 @@ export interface SandboxProfile {
   readonly hidden: readonly string[];
   /** Paths inside the workspace that stay read-only (git hooks and config). */
   readonly readOnly: readonly string[];
+  /**
+   * Workspace folders made mount points of their own (still writable), so the
+   * command can neither rename nor remove them: the folders holding hidden
+   * files, which would otherwise carry those files somewhere unchecked.
+   */
+  readonly pinned?: readonly string[];
   /** 'none', or the domains the sandbox's proxy lets through for this command. */
   readonly network: 'none' | { readonly allowedDomains: readonly string[] };
   readonly limits: SandboxLimits;
@@ -129,6 +135,7 @@ export function auditProfile(p: SandboxProfile | 'unsandboxed', kind: string): R
     writable: p.writable,
     readOnly: p.readOnly,
     hidden: p.hidden,
+    ...(p.pinned && p.pinned.length > 0 ? { pinned: p.pinned } : {}),
     network: p.network === 'none' ? 'none' : { allowedDomains: p.network.allowedDomains },
     limits: p.limits,
   };

@@ -222,7 +222,7 @@ export class TerminalService {
     // Workspace files policy keeps from the agent are hidden from its commands too.
     const secrets = baseProfile && this.secrets ? await this.secrets.scan(workspace, request) : undefined;
     if (secrets?.incomplete) mustAsk.push(secrets.incomplete);
-    const profile = baseProfile && secrets && secrets.hidden.length > 0 ? { ...baseProfile, hidden: [...baseProfile.hidden, ...secrets.hidden] } : baseProfile;
+    const profile = baseProfile && secrets && secrets.hidden.length > 0 ? { ...baseProfile, hidden: [...baseProfile.hidden, ...secrets.hidden], pinned: secrets.pinned } : baseProfile;
     const limits: SandboxLimits = profile?.limits ?? { ...DEFAULT_LIMITS, ...this.opts.limits };
     const single = shell.parts.filter((p) => p.program !== '');
     const topRequest: CapabilityRequest = single.length === 1 && shell.writes.length === 0

@@ -15,18 +15,16 @@
 // the command then needs the user's consent (fail closed, not silently
 // exposed).
 //
-// Dependency folders (node_modules) and git's object store hold too many
-// files to ask policy about each on every command. There, what the session's
-// first look found in directories unchanged since the session started is
-// taken as the packages'; later only directories whose listing changed
-// (inode, mtime, ctime) are listed again, their new entries asked about. A
-// secret the agent moves into one (renaming its parent directory there, which
-// a move request or a command can do) is still hidden. A forbidden file a
-// package already shipped before the session started is not.
+// Not walked, for time: dependency folders (node_modules) and git's object
+// store. A hidden file cannot be carried there: the folders holding it are
+// made mount points in the sandbox (`pinned`), which a command can neither
+// rename nor remove, and the broker refuses to move or delete a folder with
+// such files in it (fs-effects' callers, acp-host.ts). A forbidden file a
+// package itself put in node_modules is not hidden.
 
-import { lstatSync, readdirSync, type Dirent } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdirSync, type Dirent } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { CapabilityRequest } from '../../common/capability.ts';
 import { isLocalFileSystem } from '../fs-io.ts';
 import { ForbiddenFiles } from '../policy/forbidden-files.ts';
@@ -45,42 +43,25 @@ export interface WorkspaceSecretsOptions {
 export interface SecretScan {
   /** Absolute paths to hide from the command. */
   readonly hidden: readonly string[];
+  /**
+   * The folders holding them, below the workspace root, shallowest first: the
+   * sandbox makes each a mount point of its own, so a command can neither
+   * rename nor remove them (and carry a hidden file somewhere unchecked).
+   */
+  readonly pinned: readonly string[];
   /** Why the scan may have missed some (the command then needs consent). */
   readonly incomplete?: string;
 }
 
-/** How many entries are handled between yields to the event loop. */
+/** How many decisions are made between yields to the event loop. */
 const SLICE = 256;
-/** A directory changed this close to when it was listed may have changed again unseen (coarse timestamps). */
-const RACY_MS = 2000;
-
-/** A directory in a dependency tree as last listed: what was in it, and which of that is hidden. */
-interface Listing {
-  readonly stamp: string;
-  readonly listedAt: number;
-  readonly names: ReadonlySet<string>;
-  readonly subdirs: readonly string[];
-  readonly hidden: readonly string[];
-}
-
-interface Pending {
-  readonly rel: string;
-  /** Set inside a dependency tree (node_modules, git's objects): its top, workspace-relative. */
-  readonly tree?: string;
-}
 
 export class WorkspaceSecrets {
   private readonly files: ForbiddenFiles;
   private readonly maxEntries: number;
   private readonly maxHidden: number;
   private readonly skipDirs: ReadonlySet<string>;
-  /** Dependency-tree directories as last listed, per session and path. */
-  private readonly listings = new Map<string, Listing>();
-  /** Dependency trees (per session) whose first listing is complete: what appears in them later is new. */
-  private readonly baselined = new Set<string>();
   private readonly local = new Map<string, boolean>();
-  /** When each session's first scan began (prepareSession: when the session started). */
-  private readonly started = new Map<string, number>();
 
   constructor(opts: WorkspaceSecretsOptions) {
     this.files = new ForbiddenFiles(opts.policy);
@@ -89,111 +70,64 @@ export class WorkspaceSecrets {
     this.skipDirs = new Set(opts.skipDirs ?? ['node_modules']);
   }
 
-  /**
-   * The entries of `root` (the workspace) policy forbids `request`'s agent to
-   * read. Dependency trees are not checked entry by entry: what they held when
-   * the session first looked is taken as the packages', and only what appears
-   * in them afterwards (a directory whose listing changed, or a new one) is
-   * asked about, so a secret the agent moves there is still hidden.
-   */
+  /** The entries of `root` (the workspace) policy forbids `request`'s agent to read, and the folders holding them. */
   async scan(root: string, request: CapabilityRequest): Promise<SecretScan> {
     // On a local file system the calls are made in place (µs each, not a
     // thread-pool round trip); a network one could hang, so not there (fs-io.ts).
-    let startedAt = this.started.get(request.sessionId);
-    if (startedAt === undefined) this.started.set(request.sessionId, (startedAt = Date.now()));
     let local = this.local.get(root);
     if (local === undefined) this.local.set(root, (local = await isLocalFileSystem(root)));
     const hidden: string[] = [];
-    const stack: Pending[] = [{ rel: '' }];
-    const trees = new Set<string>();
+    const done = (incomplete?: string): SecretScan => ({ hidden, pinned: foldersOf(root, hidden), ...(incomplete ? { incomplete } : {}) });
+    const stack: string[] = [''];
     let walked = 0;
-    let handled = 0;
-    const hide = (rel: string): SecretScan | undefined => {
-      if (hidden.length >= this.maxHidden) {
-        return { hidden, incomplete: `the workspace has more than ${this.maxHidden} files policy keeps from the agent or that cannot be checked, more than can be hidden from a command; this command might read some` };
-      }
-      hidden.push(join(root, rel));
-      return undefined;
-    };
+    let decided = 0;
     while (stack.length > 0) {
-      const { rel, tree } = stack.pop()!;
-      const abs = rel === '' ? root : join(root, rel);
-      const key = `${request.sessionId}\0${abs}`;
-      let listing: Listing | undefined;
-      let stamp = '';
-      let changedSinceStart = false;
-      if (tree !== undefined) {
-        trees.add(tree);
-        try {
-          const st = local ? lstatSync(abs) : await lstat(abs);
-          stamp = `${st.ino}:${st.mtimeMs}:${st.ctimeMs}`;
-          changedSinceStart = Math.max(st.mtimeMs, st.ctimeMs) >= startedAt - RACY_MS;
-          listing = this.listings.get(key);
-          if (listing && listing.stamp === stamp && listing.listedAt - st.mtimeMs > RACY_MS) {
-            // Unchanged since last listed: what was hidden stays hidden; look below.
-            for (const h of listing.hidden) {
-              const full = hide(rel === '' ? h : `${rel}/${h}`);
-              if (full) return full;
-            }
-            for (const sub of listing.subdirs) stack.push({ rel: `${rel}/${sub}`, tree });
-            if (++handled % SLICE === 0) await new Promise((r) => setImmediate(r));
-            continue;
-          }
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code;
-          if (code === 'ENOENT' || code === 'ENOTDIR') continue;
-        }
-      }
+      const rel = stack.pop()!;
       let entries: Dirent[];
       try {
-        entries = local ? readdirSync(abs, { withFileTypes: true }) : await readdir(abs, { withFileTypes: true });
+        const dir = rel === '' ? root : join(root, rel);
+        entries = local ? readdirSync(dir, { withFileTypes: true }) : await readdir(dir, { withFileTypes: true });
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'ENOENT' || code === 'ENOTDIR') continue; // gone since it was listed
         // Unlistable (chmod 311 keeps files readable by name, and the command
         // can chmod): what is in it is unknown, so the whole of it is hidden.
-        if (rel === '') return { hidden, incomplete: `the workspace could not be listed (${code ?? (e as Error).message}), so Tether could not check it for files policy keeps from the agent` };
-        const full = hide(rel);
-        if (full) return full;
+        if (rel === '') return done(`the workspace could not be listed (${code ?? (e as Error).message}), so Tether could not check it for files policy keeps from the agent`);
+        if (hidden.length >= this.maxHidden) return done(`the workspace has more than ${this.maxHidden} files policy keeps from the agent or that cannot be checked`);
+        hidden.push(join(root, rel));
         continue;
       }
-      // In a dependency tree, entries listed before are not asked about again,
-      // nor is anything in the tree's first listing (the session's baseline).
-      // A directory changed since the session started (a package installed, a
-      // folder moved in) is no part of the baseline, even before it completes.
-      const trusted = tree === undefined ? undefined : listing?.names ?? (this.baselined.has(`${request.sessionId}\0${tree}`) || changedSinceStart ? new Set<string>() : undefined);
-      const baseline = tree !== undefined && trusted === undefined;
-      const subdirs: string[] = [];
-      const hiddenHere: string[] = [];
       for (const d of entries) {
-        if (tree === undefined && ++walked > this.maxEntries) {
-          return { hidden, incomplete: `the workspace has more than ${this.maxEntries} entries, so Tether could not check all of them for files policy keeps from the agent (such as .env); this command might read some` };
+        if (++walked > this.maxEntries) {
+          return done(`the workspace has more than ${this.maxEntries} entries, so Tether could not check all of them for files policy keeps from the agent (such as .env); this command might read some`);
         }
         const childRel = rel === '' ? d.name : `${rel}/${d.name}`;
-        const ask = !baseline && !trusted?.has(d.name);
-        if (listing?.hidden.includes(d.name) || (ask && this.isForbidden(root, childRel, d, request))) {
-          const full = hide(childRel);
-          if (full) return full;
-          hiddenHere.push(d.name);
+        const dir = d.isDirectory();
+        if (this.isForbidden(root, childRel, d, request)) {
+          if (hidden.length >= this.maxHidden) {
+            return done(`the workspace has more than ${this.maxHidden} files policy keeps from the agent, more than can be hidden from a command; this command might read some`);
+          }
+          hidden.push(join(root, childRel));
           continue; // a hidden directory hides everything in it
         }
-        if (d.isDirectory()) {
-          subdirs.push(d.name);
-          const startsTree = tree === undefined && (this.skipDirs.has(d.name) || childRel === '.git/objects' || childRel.endsWith('/.git/objects'));
-          stack.push({ rel: childRel, ...(tree !== undefined ? { tree } : startsTree ? { tree: childRel } : {}) });
-        }
-        if (++handled % SLICE === 0) await new Promise((r) => setImmediate(r));
-      }
-      if (tree !== undefined && stamp !== '') {
-        this.listings.set(key, { stamp, listedAt: Date.now(), names: new Set(entries.map((d) => d.name)), subdirs, hidden: hiddenHere });
+        if (dir && !this.skipDirs.has(d.name) && childRel !== '.git/objects' && !childRel.endsWith('/.git/objects')) stack.push(childRel);
+        if (++decided % SLICE === 0) await new Promise((r) => setImmediate(r));
       }
     }
-    for (const tree of trees) this.baselined.add(`${request.sessionId}\0${tree}`);
-    return { hidden };
+    return done();
   }
 
   private isForbidden(root: string, rel: string, d: Dirent, request: CapabilityRequest): boolean {
     const type = d.isDirectory() ? 'directory' : d.isFile() ? 'file' : d.isSymbolicLink() ? 'symlink' : 'other';
     return this.files.isForbidden(root, rel, type, request);
   }
+}
+
+/** Every folder between `root` and each of `paths`, shallowest first. */
+export function foldersOf(root: string, paths: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (const p of paths) {
+    for (let d = dirname(p); d.length > root.length && d.startsWith(`${root}/`); d = dirname(d)) out.add(d);
+  }
+  return [...out].sort((a, b) => a.split('/').length - b.split('/').length || (a < b ? -1 : 1));
 }

@@ -12,7 +12,7 @@ import { SyslogSink } from '../../../src/host/audit/syslog-sink.ts';
 describe('sinkFor', () => {
   it.each<[string, unknown, string]>([
     ['https://siem.example/tether', HttpCollectorSink, 'https-siem.example-443-'],
-    ['splunk+https://splunk.example:8088/services/collector/event', HttpCollectorSink, 'splunk+https-splunk.example-8088-'],
+    ['splunk+https://splunk.example:8088/services/collector/event', HttpCollectorSink, 'splunk-https-splunk.example-8088-'],
     ['http://127.0.0.1:9000/ingest', HttpCollectorSink, 'http-127.0.0.1-9000-'],
     ['relp+tls://siem.example:6514', SyslogSink, 'relp-tls-siem.example-6514'],
     ['relp://127.0.0.1:2514', SyslogSink, 'relp-127.0.0.1-2514'],

@@ -8,7 +8,7 @@
 // parsed line or the sandbox itself. Every attempt must leave the target
 // unchanged and leave a decision record.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -183,3 +183,38 @@ describe('red team: the same write outside the workspace, every way', () => {
     expect(bashQ.preview.type === 'exec' && bashQ.preview.notes.join(' ')).toMatch(/cannot be fully analysed/);
   });
 });
+
+describe('red team: carrying a hidden secret somewhere it is not checked', () => {
+  it('cannot move or delete the folder holding it, by command or by request; the secret stays put and hidden', async () => {
+    const SECRET = 'sk-red-team-0123456789';
+    mkdirSync(join(s.workspace, 'cfg'), { recursive: true });
+    writeFileSync(join(s.workspace, 'cfg', '.env'), `TOKEN=${SECRET}\n`);
+    mkdirSync(join(s.workspace, 'node_modules', 'pkg'), { recursive: true });
+    h.consent.answers = ['once'];
+
+    // In the sandbox the folder is a mount point: rename and removal fail.
+    const ran = await call('terminal/create', { command: "mv cfg node_modules/cfg; echo \"mv=$?\"; rm -rf cfg; echo \"rm=$?\"; find . -name '.env' -exec cat {} +; echo done" });
+    expect(ran.error).toBeUndefined();
+    const { terminalId } = ran.result as { terminalId: string };
+    await call('terminal/wait_for_exit', { terminalId });
+    const out = ((await call('terminal/output', { terminalId })).result as { output: string }).output;
+    await call('terminal/release', { terminalId });
+    expect(out).toMatch(/mv=[1-9]/);
+    expect(out).toMatch(/rm=[1-9]/);
+    expect(out).not.toContain(SECRET);
+    expect(readFileSync(join(s.workspace, 'cfg', '.env'), 'utf8')).toContain(SECRET);
+
+    // Through the broker: refused before anyone is asked, with the reason.
+    const asked = h.consent.questions.length;
+    const move = await call('_tether/move', { from: join(s.workspace, 'cfg'), to: join(s.workspace, 'node_modules', 'cfg') });
+    expect(move.error?.code).toBe(DENIED_ERROR_CODE);
+    expect(move.error?.message).toMatch(/the folder cfg holds files policy keeps from the agent \(cfg\/\.env\), so the agent may not move it/);
+    const del = await call('_tether/delete', { path: join(s.workspace, 'cfg'), recursive: true });
+    expect(del.error?.message).toMatch(/so the agent may not delete it/);
+    expect(h.consent.questions.length).toBe(asked);
+    expect(readFileSync(join(s.workspace, 'cfg', '.env'), 'utf8')).toContain(SECRET);
+    // Each refusal is a decision record.
+    expect(h.records().filter((r) => r.type === 'decision' && r.decision?.decidedBy === 'host' && /holds files policy keeps/.test(r.decision.reason)).length).toBe(2);
+  });
+});
+

@@ -3,7 +3,7 @@
 // Cedar engine and the real bubblewrap sandbox, `cat`, `grep -r`, a symlink
 // and a copy all find nothing there, while the rest of the workspace reads as
 // usual. A workspace too large to check makes the command ask.
-import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { BubblewrapSandbox } from '../../../src/host/sandbox/bubblewrap-sandbox.ts';
@@ -86,38 +86,18 @@ describe('terminal service: workspace files policy forbids the agent are hidden 
     expect(fileChecks()).toBe(0);
   });
 
-  it('asks policy about nothing already in node_modules, but hides a secret the agent moves there afterwards', async () => {
+  it('does not walk node_modules, and pins the folders holding hidden files so a command cannot carry them there', async () => {
     h = await makeHost(s, sb);
     mkdirSync(join(s.workspace, 'node_modules', 'pkg', 'lib'), { recursive: true });
     for (let i = 0; i < 50; i++) writeFileSync(join(s.workspace, 'node_modules', 'pkg', 'lib', `m${i}.js`), '');
-    // Installed before the session started (what changed in the last 2 s counts as changed since).
-    await new Promise((r) => setTimeout(r, 2200));
-    h.service.prepareSession('s1');
     const decide = vi.spyOn(h.policy, 'decide');
-    const asked = () => decide.mock.calls.filter(([r]) => r.id.includes('/read:node_modules/')).map(([r]) => r.target!.relPath);
-    expect((await runCommand(h, 'ls node_modules/pkg/lib | wc -l')).output).toContain('50');
-    expect(await runCommand(h, 'true')).toMatchObject({ exitCode: 0 });
-    expect(asked()).toEqual([]);
-
-    // The parent of a hidden file can be renamed (only the file itself is a mount point).
-    await runCommand(h, 'mv svc node_modules/svc');
-    const r = await runCommand(h, "find node_modules/svc -name '.env*' -exec cat {} +; grep -r DB_PASSWORD node_modules; echo done");
-    expect(r.output).not.toContain(SECRET);
-    expect(r.output).toContain('DB_PASSWORD=changeme');
-    expect(r.output).toContain('done');
-    expect(asked()).toEqual(expect.arrayContaining(['node_modules/svc', 'node_modules/svc/.env.production']));
-    expect(asked().some((p) => p?.startsWith('node_modules/pkg/'))).toBe(false);
-  });
-
-  it('takes nothing changed since the session started as part of node_modules\' baseline, even on its first look', async () => {
-    h = await makeHost(s, sb);
-    mkdirSync(join(s.workspace, 'node_modules', 'pkg'), { recursive: true });
-    writeFileSync(join(s.workspace, 'node_modules', 'pkg', 'index.js'), '');
-    await new Promise((r) => setTimeout(r, 2200));
-    renameSync(join(s.workspace, 'svc'), join(s.workspace, 'node_modules', 'svc')); // before the first look
-    const r = await runCommand(h, "find node_modules -name '.env*' -exec cat {} +; echo done");
-    expect(r.output).not.toContain(SECRET);
-    expect(r.output).toContain('DB_PASSWORD=changeme');
+    const r = await runCommand(h, 'mv svc node_modules/svc; echo "mv=$?"; echo new > svc/new.txt; echo "write=$?"; ls node_modules/pkg/lib | wc -l');
+    expect(r.output).toMatch(/mv=[1-9]/);
+    expect(r.output).toMatch(/write=0/); // a pinned folder stays writable
+    expect(r.output).toContain('50');
+    expect(decide.mock.calls.filter(([q]) => q.id.includes('/read:node_modules/'))).toEqual([]);
+    const decision = h.records().find((rec) => rec.type === 'decision' && rec.request?.command?.startsWith('mv svc'));
+    expect((decision?.request as { sandbox?: { pinned?: string[] } }).sandbox?.pinned).toEqual([join(s.workspace, 'svc')]);
   });
 
   it('asks, saying why, when the workspace is too large to check', async () => {
