@@ -178,9 +178,14 @@ export function createAcpHost(opts: AcpHostOptions): ClientApp {
   // carry them somewhere unchecked or destroy them, so it is refused here.
   const forbidden = new ForbiddenFiles(opts.policy);
   const refuseFolderWithSecrets = async (req: CapabilityRequest, t: ResolvedPath, verb: 'move' | 'delete' | 'replace'): Promise<void> => {
-    if (!t.exists || t.type !== 'directory' || !t.inWorkspace || t.path === jail.root) return;
+    if (!t.exists || !t.inWorkspace || t.path === jail.root || !t.relPath) return;
+    // The entry itself (policy may forbid only reading it, not moving it).
+    if (forbidden.isForbidden(jail.root, t.relPath, t.type ?? 'other', req)) {
+      await broker.refuse(req, `policy keeps ${t.relPath} from the agent, so the agent may not ${verb} it; ask the user to do it`);
+    }
+    if (t.type !== 'directory') return;
     const inside = await forbiddenInside(forbidden, jail.root, t.path, req);
-    const folder = t.relPath ?? t.path;
+    const folder = t.relPath;
     if (inside.found.length > 0) {
       const names = inside.found.slice(0, 3).map((f) => f.slice(jail.root.length + 1)).join(', ');
       const more = inside.found.length > 3 ? `, and ${inside.found.length - 3} more` : '';

@@ -76,7 +76,8 @@ export async function forbiddenInside(files: ForbiddenFiles, root: string, dir: 
       const path = join(d, e.name);
       const type: EntryType = e.isDirectory() ? 'directory' : e.isFile() ? 'file' : e.isSymbolicLink() ? 'symlink' : 'other';
       if (files.isForbidden(root, relative(root, path), type, on)) found.push(path);
-      else if (type === 'directory') stack.push(path);
+      // Dependency trees and git's objects are not checked for commands either, and a move keeps them one.
+      else if (type === 'directory' && e.name !== 'node_modules' && !path.endsWith('/.git/objects')) stack.push(path);
     }
   }
   return { found, incomplete: false };

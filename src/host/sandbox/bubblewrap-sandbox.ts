@@ -147,6 +147,8 @@ interface Tools {
   bwrap: string;
   bash: string;
   env: string;
+  /** coreutils stat, for the pinned-folder check; without it no folder can be pinned, and commands that need pins do not run. */
+  stat: string | undefined;
   socat: string | undefined;
   seccomp: string;
   capArgs: string[];
@@ -197,7 +199,7 @@ export class BubblewrapSandbox implements Sandbox {
     }
     const capArgs = ['--cap-drop', 'ALL'];
     if (process.geteuid?.() === 0 && hasBoundingSetfcap()) capArgs.push('--cap-add', 'CAP_SETFCAP');
-    const tools: Tools = { bwrap, bash, env: envBin, socat: opts.socatPath ?? which('socat', SAFE_PATH), seccomp, capArgs, tmpfsSize: false };
+    const tools: Tools = { bwrap, bash, env: envBin, stat: which('stat', SAFE_PATH), socat: opts.socatPath ?? which('socat', SAFE_PATH), seccomp, capArgs, tmpfsSize: false };
     const help = await run(bwrap, ['--help']);
     tools.tmpfsSize = help.out.includes('--size');
     const probe = await run(bwrap, [...namespaceArgs(), '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', ...capArgs, '--', seccomp, '/bin/true'], { SRT_ALLOW_NESTED_USERNS: '0', PATH: '/usr/bin:/bin' });
@@ -252,9 +254,18 @@ export class BubblewrapSandbox implements Sandbox {
         args.push('--tmpfs', tmp);
       }
       args.push('--bind', profile.workspace, profile.workspace);
-      // Before anything is mounted inside them (a later bind would cover those mounts).
+      // Before anything is mounted inside them (a later bind would cover those
+      // mounts). bubblewrap follows symlinks in a bind's source, and these are
+      // writable binds: each must be a real directory now, and the command
+      // itself first checks (below) that each mount is that same directory,
+      // so a folder swapped for a link in between runs nothing.
+      const pins: string[] = [];
       for (const p of profile.pinned ?? []) {
-        if (isDir(p)) args.push('--bind', p, p);
+        const st = lstatSync(p, { bigint: true, throwIfNoEntry: false });
+        if (!st) continue; // gone: nothing hidden is left in it to carry away
+        if (!st.isDirectory()) throw new Error(`${p} is no longer a folder (it was replaced since the workspace was checked); nothing ran. Run the command again.`);
+        args.push('--bind', p, p);
+        pins.push(p, `${st.dev}:${st.ino}`);
       }
       for (const p of [...profile.readOnly, ...(options.readOnly ?? [])]) {
         if (p.endsWith('/.git/hooks') && !exists(p) && isDir(dirname(p))) mkdirSync(p, { recursive: true });
@@ -267,7 +278,11 @@ export class BubblewrapSandbox implements Sandbox {
       }
       args.push('--ro-bind', t.seccomp, t.seccomp);
 
-      const command = () => [t.seccomp, t.env, '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), t.bash, '--noprofile', '--norc', '-c', options.line];
+      if (pins.length > 0 && !t.stat) throw new SandboxUnavailableError({ reason: 'coreutils stat is not installed, and this command needs it to check the folders that hold hidden files', fix: 'Install coreutils, then run the command again.' });
+      const shell = pins.length === 0
+        ? [t.bash, '--noprofile', '--norc', '-c', options.line]
+        : [t.bash, '--noprofile', '--norc', '-c', PIN_CHECK, 'tether-pins', t.stat!, t.bash, options.line, ...pins];
+      const command = () => [t.seccomp, t.env, '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...shell];
       let inner: string[] | undefined;
       if (profile.network !== 'none') {
         if (!t.socat) throw new SandboxUnavailableError({ reason: 'socat is not installed, and commands with network access need it', fix: 'Install it: `sudo apt-get install socat`, then run the command again.' });
@@ -336,6 +351,20 @@ function isExecutable(p: string): boolean {
     return false;
   }
 }
+
+/**
+ * Runs first inside the sandbox when folders are pinned: each mount must be
+ * the directory the host checked (device and inode), or nothing runs.
+ * Arguments: stat, bash, the command line, then pairs of path and dev:ino.
+ */
+export const PIN_CHECK = [
+  'st=$1; sh=$2; line=$3; shift 3',
+  'while [ $# -ge 2 ]; do',
+  '  [ "$("$st" -c %d:%i -- "$1" 2>/dev/null)" = "$2" ] || { echo "tether: $1 was replaced before the command started; nothing ran" >&2; exit 126; }',
+  '  shift 2',
+  'done',
+  'exec "$sh" --noprofile --norc -c "$line"',
+].join('\n');
 
 function exists(p: string): boolean {
   try {

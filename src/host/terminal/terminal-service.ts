@@ -237,6 +237,9 @@ export class TerminalService {
     if (secrets && secrets.hidden.length > 0) {
       const names = secrets.hidden.slice(0, 5).map((p) => relative(workspace, p));
       notes.push(`hidden from the command because policy keeps them from the agent: ${names.join(', ')}${secrets.hidden.length > 5 ? ` and ${secrets.hidden.length - 5} more` : ''}`);
+      if (secrets.pinned.length > 0) {
+        notes.push(`the folders holding them (${secrets.pinned.slice(0, 3).map((p) => relative(workspace, p)).join(', ')}${secrets.pinned.length > 3 ? ', …' : ''}) cannot be renamed or removed by the command, and renaming files into or out of them fails (a different mount)`);
+      }
     }
     const outputLimit = Math.min(params.outputByteLimit ?? this.opts.outputByteLimit ?? DEFAULT_OUTPUT_LIMIT, this.opts.outputByteLimit ?? MAX_OUTPUT_LIMIT);
 

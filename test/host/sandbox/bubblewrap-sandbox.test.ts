@@ -1,13 +1,13 @@
 // Real commands in the real sandbox (bubblewrap + the seccomp helper + the
 // proxy of @anthropic-ai/sandbox-runtime). Needs bubblewrap and socat
 // (.ci/run installs them).
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BubblewrapSandbox } from '../../../src/host/sandbox/bubblewrap-sandbox.ts';
+import { BubblewrapSandbox, PIN_CHECK } from '../../../src/host/sandbox/bubblewrap-sandbox.ts';
 import { SandboxUnavailableError } from '../../../src/host/sandbox/sandbox.ts';
 import { envFor, makeSandbox, makeScratch, runIn, type Scratch } from './sandbox-fixture.ts';
 
@@ -81,6 +81,38 @@ describe('bubblewrap sandbox: file system', () => {
     expect(existsSync(join(s.workspace, 'nested', '.git', 'hooks', 'post-checkout'))).toBe(false);
     expect(readFileSync(join(s.workspace, '.git', 'HEAD'), 'utf8')).toBe('ok\n');
     expect(r.output).toContain('end');
+  });
+});
+
+describe('bubblewrap sandbox: pinned folders', () => {
+  it('pins a folder: still writable, but it cannot be renamed or removed', async () => {
+    mkdirSync(join(s.workspace, 'pinned-a'), { recursive: true });
+    const profile = { ...sb.profile(s.workspace), pinned: [join(s.workspace, 'pinned-a')] };
+    const r = await runIn(sb, s, 'echo hi > pinned-a/f.txt && echo wrote; mv pinned-a moved 2>/dev/null || echo no-move; rm -rf pinned-a 2>/dev/null; test -d pinned-a && echo kept', { profile });
+    expect(r.output).toMatch(/wrote[\s\S]*no-move[\s\S]*kept/);
+    expect(existsSync(join(s.workspace, 'pinned-a'))).toBe(true);
+    expect(existsSync(join(s.workspace, 'moved'))).toBe(false);
+  });
+
+  it('runs nothing when a pinned folder was replaced by a link (a writable bind must not follow it out of the workspace)', async () => {
+    mkdirSync(join(s.workspace, 'pinned-b'), { recursive: true });
+    const profile = { ...sb.profile(s.workspace), pinned: [join(s.workspace, 'pinned-b')] };
+    rmSync(join(s.workspace, 'pinned-b'), { recursive: true });
+    symlinkSync(relative(s.workspace, s.outside), join(s.workspace, 'pinned-b'));
+    await expect(runIn(sb, s, `echo pwned > pinned-b/x.txt`, { profile })).rejects.toThrow(/no longer a folder/);
+    expect(existsSync(join(s.outside, 'x.txt'))).toBe(false);
+    rmSync(join(s.workspace, 'pinned-b'));
+  });
+
+  it('checks inside the sandbox that each pinned mount is the folder the host saw, and runs nothing otherwise', () => {
+    const dir = join(s.workspace);
+    const st = statSync(dir, { bigint: true });
+    const check = (id: string) => spawnSync('/bin/bash', ['-c', PIN_CHECK, 'tether-pins', '/usr/bin/stat', '/bin/bash', 'echo ran', dir, id], { encoding: 'utf8' });
+    expect(check(`${st.dev}:${st.ino}`)).toMatchObject({ status: 0, stdout: 'ran\n' });
+    const wrong = check(`${st.dev}:${st.ino + 1n}`);
+    expect(wrong.status).toBe(126);
+    expect(wrong.stdout).toBe('');
+    expect(wrong.stderr).toMatch(/was replaced before the command started; nothing ran/);
   });
 });
 
