@@ -30,12 +30,15 @@ describe('acquirePidLock', () => {
   });
 
   it('takes over a lock left by a process that is gone; of many racing for it, exactly one wins and nothing is left aside', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'tether-lock-'));
-    const path = join(dir, 'x.lock');
-    await writeFile(path, `${deadPid()}\n`);
-    const results = await Promise.allSettled(Array.from({ length: 8 }, () => acquirePidLock(path, 'the thing', fail)));
-    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
-    expect((await readFile(path, 'utf8')).trim()).toBe(String(process.pid));
-    expect(await readdir(dir)).toEqual(['x.lock']);
+    const dead = deadPid();
+    for (let round = 0; round < 20; round++) {
+      const dir = await mkdtemp(join(tmpdir(), 'tether-lock-'));
+      const path = join(dir, 'x.lock');
+      await writeFile(path, round % 4 === 3 ? '' : `${dead}\n`); // sometimes left empty by a crash
+      const results = await Promise.allSettled(Array.from({ length: 8 }, () => acquirePidLock(path, 'the thing', fail)));
+      expect(results.filter((r) => r.status === 'fulfilled'), `round ${round}`).toHaveLength(1);
+      expect((await readFile(path, 'utf8')).trim()).toBe(String(process.pid));
+      expect(await readdir(dir)).toEqual(['x.lock']);
+    }
   });
 });
