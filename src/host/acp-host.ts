@@ -177,21 +177,29 @@ export function createAcpHost(opts: AcpHostOptions): ClientApp {
   // folders holding them pinned there; a move or delete of such a folder would
   // carry them somewhere unchecked or destroy them, so it is refused here.
   const forbidden = new ForbiddenFiles(opts.policy);
-  const refuseFolderWithSecrets = async (req: CapabilityRequest, t: ResolvedPath, verb: 'move' | 'delete' | 'replace'): Promise<void> => {
-    if (!t.exists || !t.inWorkspace || t.path === jail.root || !t.relPath) return;
+  /** Why the agent may not move or delete `t` (it is, or holds, what policy keeps from it); undefined when it may. */
+  const secretsIn = async (req: CapabilityRequest, t: ResolvedPath, verb: 'move' | 'delete' | 'replace'): Promise<string | undefined> => {
+    if (!t.exists || !t.inWorkspace || t.path === jail.root || !t.relPath) return undefined;
     // The entry itself (policy may forbid only reading it, not moving it).
-    if (forbidden.isForbidden(jail.root, t.relPath, t.type ?? 'other', req)) {
-      await broker.refuse(req, `policy keeps ${t.relPath} from the agent, so the agent may not ${verb} it; ask the user to do it`);
-    }
-    if (t.type !== 'directory') return;
+    if (forbidden.isForbidden(jail.root, t.relPath, t.type ?? 'other', req)) return `policy keeps ${t.relPath} from the agent, so the agent may not ${verb} it; ask the user to do it`;
+    if (t.type !== 'directory') return undefined;
     const inside = await forbiddenInside(forbidden, jail.root, t.path, req);
-    const folder = t.relPath;
     if (inside.found.length > 0) {
       const names = inside.found.slice(0, 3).map((f) => f.slice(jail.root.length + 1)).join(', ');
       const more = inside.found.length > 3 ? `, and ${inside.found.length - 3} more` : '';
-      await broker.refuse(req, `the folder ${folder} holds files policy keeps from the agent (${names}${more}), so the agent may not ${verb} it; ask the user to do it`);
+      return `the folder ${t.relPath} holds files policy keeps from the agent (${names}${more}), so the agent may not ${verb} it; ask the user to do it`;
     }
-    if (inside.incomplete) await broker.refuse(req, `the folder ${folder} is too large to check for files policy keeps from the agent, so the agent may not ${verb} it; ask the user to do it`);
+    if (inside.incomplete) return `the folder ${t.relPath} is too large to check for files policy keeps from the agent, so the agent may not ${verb} it; ask the user to do it`;
+    return undefined;
+  };
+  /** Refused (and audited) before anyone is asked; checked again when the effect runs, since the user may take a while to answer. */
+  const refuseFolderWithSecrets = async (req: CapabilityRequest, t: ResolvedPath, verb: 'move' | 'delete' | 'replace'): Promise<void> => {
+    const why = await secretsIn(req, t, verb);
+    if (why) await broker.refuse(req, why);
+  };
+  const recheckFolder = async (req: CapabilityRequest, t: ResolvedPath, verb: 'move' | 'delete' | 'replace'): Promise<void> => {
+    const why = await secretsIn(req, t, verb);
+    if (why) throw new Error(`not done: ${why}`);
   };
 
   app.onRequest(METHODS.delete, (raw: unknown) => raw, handle(async (raw, signal) => {
@@ -200,6 +208,7 @@ export function createAcpHost(opts: AcpHostOptions): ClientApp {
     const req = request('delete', METHODS.delete, p.sessionId, p._meta, { target });
     if (p.recursive) await refuseFolderWithSecrets(req, target, 'delete');
     return run(req, () => previewDelete(fs, target, { recursive: p.recursive ?? false }), async () => {
+      if (p.recursive) await recheckFolder(req, target, 'delete');
       const r = await fs.delete(target, { recursive: p.recursive ?? false });
       return { result: {}, outcome: r.preSha256 ? { preSha256: r.preSha256 } : {} };
     }, signal);
@@ -213,6 +222,8 @@ export function createAcpHost(opts: AcpHostOptions): ClientApp {
     await refuseFolderWithSecrets(req, target, 'move');
     if (p.overwrite) await refuseFolderWithSecrets(req, destination, 'replace');
     return run(req, async () => previewMove(target, destination, { overwrite: p.overwrite ?? false }), async () => {
+      await recheckFolder(req, target, 'move');
+      if (p.overwrite) await recheckFolder(req, destination, 'replace');
       const r = await fs.move(target, destination, { overwrite: p.overwrite ?? false });
       return { result: {}, outcome: r.preSha256 ? { preSha256: r.preSha256 } : {} };
     }, signal);

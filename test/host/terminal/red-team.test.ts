@@ -216,5 +216,22 @@ describe('red team: carrying a hidden secret somewhere it is not checked', () =>
     // Each refusal is a decision record.
     expect(h.records().filter((r) => r.type === 'decision' && r.decision?.decidedBy === 'host' && /holds files policy keeps/.test(r.decision.reason)).length).toBe(2);
   });
+
+  it('checks a folder again when the move runs: a secret that appeared while the user was answering stops it', async () => {
+    mkdirSync(join(s.workspace, 'later'), { recursive: true });
+    writeFileSync(join(s.workspace, 'later', 'notes.txt'), 'plain\n');
+    const ask = h.consent.ask.bind(h.consent);
+    h.consent.ask = async (q) => {
+      writeFileSync(join(s.workspace, 'later', '.env'), 'TOKEN=appeared-meanwhile\n');
+      return ask(q);
+    };
+    try {
+      const move = await call('_tether/move', { from: join(s.workspace, 'later'), to: join(s.workspace, 'node_modules', 'later') });
+      expect(move.error?.message).toMatch(/not done: the folder later holds files policy keeps from the agent \(later\/\.env\)/);
+      expect(readFileSync(join(s.workspace, 'later', '.env'), 'utf8')).toContain('appeared-meanwhile');
+    } finally {
+      h.consent.ask = ask;
+    }
+  });
 });
 
