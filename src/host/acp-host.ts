@@ -30,6 +30,8 @@ export interface AcpHostOptions {
   readonly sessions: ReadonlySet<string>;
   /** Agent → client notifications (`session/update`). */
   readonly onSessionUpdate?: (params: unknown) => void;
+  /** The session's policy answers per workspace entry, shared with its terminal service; default: its own. */
+  readonly forbiddenFiles?: ForbiddenFiles;
   /** Extra client handlers (terminal/* from the sandbox service). */
   readonly extend?: (app: ClientApp, helpers: AcpHostHelpers) => void;
 }
@@ -176,7 +178,7 @@ export function createAcpHost(opts: AcpHostOptions): ClientApp {
   // Files policy keeps from the agent are hidden from its commands, and the
   // folders holding them pinned there; a move or delete of such a folder would
   // carry them somewhere unchecked or destroy them, so it is refused here.
-  const forbidden = new ForbiddenFiles(opts.policy);
+  const forbidden = opts.forbiddenFiles ?? new ForbiddenFiles(opts.policy);
   /** Why the agent may not move or delete `t` (it is, or holds, what policy keeps from it); undefined when it may. */
   const secretsIn = async (req: CapabilityRequest, t: ResolvedPath, verb: 'move' | 'delete' | 'replace'): Promise<string | undefined> => {
     if (!t.exists || !t.inWorkspace || t.path === jail.root || !t.relPath) return undefined;

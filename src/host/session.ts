@@ -18,6 +18,7 @@ import type { AuditWriter } from './audit/audit-writer.ts';
 import { Broker } from './broker.ts';
 import { GrantStore, type ConsentPort } from './consent.ts';
 import { FsEffects } from './fs-effects.ts';
+import { ForbiddenFiles } from './policy/forbidden-files.ts';
 import type { PolicyEngine } from './policy/policy-engine.ts';
 import { restoreThroughBroker } from './checkpoints/brokered-restore.ts';
 import type { CheckpointStore } from './checkpoints/checkpoint-store.ts';
@@ -136,18 +137,21 @@ export class TetherSession {
     const fs = new FsEffects(jail);
     const sessions = new Set<string>();
     const updates = new Emitter<SessionNotification>();
+    // One set of answers on which workspace entries policy keeps from the agent, for the sandbox and the broker.
+    const forbiddenFiles = new ForbiddenFiles(opts.policy);
     const terminals = opts.sandbox
       ? new TerminalService({
           broker,
           sandbox: opts.sandbox,
           workspace: jail.root,
           policy: opts.policy,
+          forbiddenFiles,
           resolvePath: () => (p, intent) => jail.resolve(p, { intent }),
           ...(opts.networkDomains ? { networkDomains: opts.networkDomains } : {}),
         })
       : undefined;
     const app = createAcpHost({
-      broker, policy: opts.policy, jail, fs, sessions,
+      broker, policy: opts.policy, forbiddenFiles, jail, fs, sessions,
       onSessionUpdate: (p) => updates.fire(p as SessionNotification),
       ...(terminals ? { extend: terminalHandlers(terminals) } : {}),
     });

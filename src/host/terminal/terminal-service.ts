@@ -39,6 +39,7 @@ import { UnsandboxedRunner } from '../sandbox/unsandboxed-runner.ts';
 import { OutputBuffer } from './output-buffer.ts';
 import { OutputStream } from './output-stream.ts';
 import { canonicalDir, jailResolver, type PathResolver } from './resolve-path.ts';
+import type { ForbiddenFiles } from '../policy/forbidden-files.ts';
 import { WorkspaceSecrets, type WorkspaceSecretsOptions } from './workspace-secrets.ts';
 import { DEFAULT_ACCOUNTING, diffSnapshots, HashCache, snapshotWorkspace, type AccountingLimits, type WorkspaceSnapshot } from './workspace-changes.ts';
 
@@ -71,6 +72,8 @@ export interface TerminalServiceOptions {
    * agent to read (workspace-secrets.ts). Default true when `policy` is given.
    */
   readonly hideForbiddenFiles?: boolean | Omit<WorkspaceSecretsOptions, 'policy'>;
+  /** The session's policy answers per workspace entry, shared with the ACP host (policy/forbidden-files.ts). */
+  readonly forbiddenFiles?: ForbiddenFiles;
 }
 
 export interface TerminalContext {
@@ -147,13 +150,17 @@ export class TerminalService {
   private readonly unsandboxed: UnsandboxedRunner;
   private readonly accounting: AccountingLimits | undefined;
   private readonly secrets: WorkspaceSecrets | undefined;
+  /** Background scans started by prepareSession, per session, until they end. */
+  private readonly preparing = new Map<string, Promise<void>>();
 
   constructor(opts: TerminalServiceOptions) {
     this.opts = opts;
     this.unsandboxed = new UnsandboxedRunner();
     this.accounting = opts.accounting === false ? undefined : { ...DEFAULT_ACCOUNTING, ...opts.accounting };
     const hide = opts.hideForbiddenFiles ?? true;
-    this.secrets = opts.policy && hide !== false ? new WorkspaceSecrets({ policy: opts.policy, ...(hide === true ? {} : hide) }) : undefined;
+    this.secrets = opts.policy && hide !== false
+      ? new WorkspaceSecrets({ policy: opts.policy, ...(opts.forbiddenFiles ? { files: opts.forbiddenFiles } : {}), ...(hide === true ? {} : hide) })
+      : undefined;
   }
 
   /**
@@ -162,9 +169,11 @@ export class TerminalService {
    */
   prepareSession(sessionId: string): void {
     if (!this.secrets || this.opts.sandbox.unavailable) return;
-    void this.workspaceOf(sessionId).then((workspace) => this.secrets!.scan(workspace, {
+    const scan = this.workspaceOf(sessionId).then((workspace) => this.secrets!.scan(workspace, {
       id: `prepare-${sessionId}`, sessionId, action: 'exec', kind: 'exec', method: 'terminal/create', workspace, trace: newTrace(),
-    })).catch(() => undefined); // a failure here is met again, and reported, by the first command
+    })).then(() => undefined, () => undefined); // a failure here is met again, and reported, by the first command
+    this.preparing.set(sessionId, scan);
+    void scan.finally(() => this.preparing.delete(sessionId));
   }
 
   // ---- ACP methods ----
@@ -220,6 +229,8 @@ export class TerminalService {
 
     const baseProfile = sandboxed ? this.opts.sandbox.profile(workspace, { allowedDomains: this.allowedDomains(request), ...(this.opts.limits ? { limits: this.opts.limits } : {}) }) : undefined;
     // Workspace files policy keeps from the agent are hidden from its commands too.
+    // After the session's background scan, if one is running: its answers make this one quick.
+    await this.preparing.get(sessionId);
     const secrets = baseProfile && this.secrets ? await this.secrets.scan(workspace, request) : undefined;
     if (secrets?.incomplete) mustAsk.push(secrets.incomplete);
     const profile = baseProfile && secrets && secrets.hidden.length > 0 ? { ...baseProfile, hidden: [...baseProfile.hidden, ...secrets.hidden], pinned: secrets.pinned } : baseProfile;

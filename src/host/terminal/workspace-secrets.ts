@@ -32,6 +32,8 @@ import type { PolicyEngine } from '../policy/policy-engine.ts';
 
 export interface WorkspaceSecretsOptions {
   readonly policy: PolicyEngine;
+  /** Answers shared with the rest of the session (the broker's move check); default: its own. */
+  readonly files?: ForbiddenFiles;
   /** Entries walked per scan before it gives up (default 50,000). */
   readonly maxEntries?: number;
   /** Forbidden entries one command can have hidden (default 500; bubblewrap takes one mount each). */
@@ -64,7 +66,7 @@ export class WorkspaceSecrets {
   private readonly local = new Map<string, boolean>();
 
   constructor(opts: WorkspaceSecretsOptions) {
-    this.files = new ForbiddenFiles(opts.policy);
+    this.files = opts.files ?? new ForbiddenFiles(opts.policy);
     this.maxEntries = opts.maxEntries ?? 50_000;
     this.maxHidden = opts.maxHidden ?? 500;
     this.skipDirs = new Set(opts.skipDirs ?? ['node_modules']);
