@@ -9,7 +9,8 @@
 //     denies the request; nothing here falls back to allow.
 //  3. A grant can turn "ask" into allow; nothing turns "deny" into allow.
 //  4. After `halt()` (stop button, kill switch) every pending and new request
-//     is denied until `resume()`, except new requests the user started from
+//     is denied, and an allowed one whose effect has not started yet does not
+//     start, until `resume()`, except new requests the user started from
 //     Tether itself (a restore: `userInitiated`), which are still decided.
 //  5. The outcome record is appended before the result goes back, but the
 //     reply does not wait for its fsync: it is a deferred append that rides
@@ -224,6 +225,11 @@ export class Broker {
     try {
       const r = await ready!;
       if (!r.ok) throw r.error;
+      // Stopped while the record was committed or the checkpoint taken: the effect does not start.
+      if (this.halted !== undefined && !options.userInitiated) {
+        if (options.discard) await options.discard(r.prepared).catch(() => undefined);
+        throw this.stoppedBeforeEffect();
+      }
       done = await options.effect(r.prepared);
     } catch (e) {
       this.recordOutcome(request, { ok: false, error: (e as Error).message, durationMs: round(performance.now() - started) });
@@ -255,6 +261,12 @@ export class Broker {
     } catch (error) {
       return { ok: false, error };
     }
+  }
+
+  /** A request allowed, then halted before its effect started (its outcome records the failure). */
+  private stoppedBeforeEffect(): RequestDenied {
+    const reason = `${this.halted ?? 'stopped'} (before the effect started)`;
+    return new RequestDenied({ decidedBy: 'kill-switch', policyIds: [], reason });
   }
 
   /** Resolves when every outcome record appended so far is durable. */
@@ -321,6 +333,7 @@ export class Broker {
     let deferred: DeferredEffect<T>;
     try {
       await this.opts.hooks?.before?.(request);
+      if (this.halted !== undefined) throw this.stoppedBeforeEffect();
       deferred = await options.effect();
     } catch (e) {
       await finish({ ok: false, error: (e as Error).message, durationMs: round(performance.now() - started) }, false);
@@ -377,6 +390,13 @@ export class Broker {
       if (grantIds.length === 0) return { decision: { allowed: true, policy, decidedBy: 'policy', reason: policy.reason }, parts };
       const names = grantIds.map((id) => this.opts.grants.list().find((g) => g.id === id)?.description ?? id);
       return { decision: { allowed: true, policy, decidedBy: 'grant', grantId: grantIds[0]!, reason: `covered by the session grant${names.length > 1 ? 's' : ''} ${names.map((n) => `"${n}"`).join(', ')}` }, parts };
+    }
+    // What must be asked (a line policy could not fully see, an unsandboxed run)
+    // needs a person: a preset answer (--on-ask allow) does not stand in for one.
+    const preset = this.opts.consent.preset;
+    if (mustAsk.length > 0 && preset !== undefined) {
+      const reason = `${mustAsk.join('; ')}: this needs a person to answer, and there is none (${preset})`;
+      return { decision: deny({ ...policy, effect: 'ask' }, 'preset', reason), parts };
     }
     const single = asking.length === 1 && mustAsk.length === 0 && !options.noSessionGrant ? asking[0]!.part.request : undefined;
     const decision = await this.consent(
@@ -450,6 +470,10 @@ export class Broker {
       };
       this.didAsk.fire(question);
       const answer = await raceAbort(this.opts.consent.ask(question, controller.signal), controller.signal);
+      // Only a known "allow" answer allows; anything else a consent port returns denies.
+      if (answer !== 'once' && answer !== 'session' && answer !== 'deny') {
+        return deny(policy, 'error', `the consent answer "${String(answer)}" is not one Tether knows; denied`);
+      }
       const preset = this.opts.consent.preset;
       if (preset !== undefined) {
         return answer === 'deny'

@@ -273,10 +273,13 @@ export class TetherSession {
     return restoreThroughBroker({ broker: this.broker, store: this.checkpoints.store, sessionId: this.id, checkpoint, ...opts });
   }
 
-  /** The stop button: denies pending and new requests at once, and cancels the turn. */
+  /** The stop button: denies pending and new requests at once, kills running commands, and cancels the turn. */
   async stop(reason = 'stopped by the user'): Promise<void> {
     this.broker.halt(reason);
-    await this.connection.agent.notify('session/cancel', { sessionId: this.acpSessionId }).catch(() => {});
+    await Promise.all([
+      this.connection.agent.notify('session/cancel', { sessionId: this.acpSessionId }).catch(() => {}),
+      this.terminals?.killAll(this.id).catch((e: unknown) => console.error(`tether: stopping the session's commands failed: ${(e as Error).message}`)),
+    ]);
   }
 
   async close(): Promise<void> {

@@ -12,7 +12,7 @@ import { newTrace } from '../../src/common/trace.ts';
 import type { AppendOptions, AuditReceipt, AuditWriter } from '../../src/host/audit/audit-writer.ts';
 import { JsonlAuditWriter } from '../../src/host/audit/jsonl-audit-writer.ts';
 import { Broker, RequestDenied, type EffectHooks } from '../../src/host/broker.ts';
-import { FixedConsent, GrantStore } from '../../src/host/consent.ts';
+import { FixedConsent, GrantStore, type ConsentPort } from '../../src/host/consent.ts';
 import { CedarPolicyEngine } from '../../src/host/policy/cedar-policy-engine.ts';
 import { WorkspaceJail } from '../../src/host/workspace-jail.ts';
 
@@ -187,4 +187,77 @@ describe('Broker: groundwork overlaps the decision commit, nothing is released b
     await broker.settled();
     expect(audit.entries.at(-1)!.outcome).toMatchObject({ ok: false, error: 'the change was made but may not survive a crash: EIO' });
   });
+
+  it('starts no effect when stopped after the decision but before the effect, and records why', async () => {
+    const discarded: string[] = [];
+    let ran = false;
+    const pending = broker.execute(await read('a.txt'), {
+      preview: async () => ({ kind: 'read', path: 'a.txt' }) as never,
+      prepare: async () => 'staged',
+      discard: async (p) => {
+        discarded.push(p);
+      },
+      effect: async () => {
+        ran = true;
+        return { result: 'x' };
+      },
+    });
+    await tick();
+    broker.halt('stopped by the user');
+    audit.open();
+    await expect(pending).rejects.toMatchObject({ data: { decidedBy: 'kill-switch', reason: 'stopped by the user (before the effect started)' } });
+    await broker.settled();
+    expect(ran).toBe(false);
+    expect(discarded).toEqual(['staged']);
+    expect(audit.entries.map((e) => [e.type, e.decision?.allowed, e.outcome?.ok])).toEqual([['decision', true, undefined], ['outcome', undefined, false]]);
+  });
 });
+
+describe('Broker: consent answers', () => {
+  let ws: string;
+  let auditDir: string;
+  let jail: WorkspaceJail;
+  let writer: JsonlAuditWriter;
+  beforeEach(async () => {
+    ws = await mkdtemp(join(tmpdir(), 'tether-broker-ws-'));
+    auditDir = await mkdtemp(join(tmpdir(), 'tether-broker-audit-'));
+    jail = await WorkspaceJail.open(ws);
+    writer = await JsonlAuditWriter.open(auditDir);
+  });
+  afterEach(async () => {
+    await writer.close();
+    await Promise.all([ws, auditDir].map((d) => rm(d, { recursive: true, force: true })));
+  });
+  const brokerWith = async (consent: ConsentPort) => new Broker({ policy: await CedarPolicyEngine.load(), consent, grants: new GrantStore(), audit: writer, actor: { user: 'u', device: 'd', agent: 'a' }, consentTimeoutMs: 1000 });
+  const write = async (p: string): Promise<CapabilityRequest> => ({
+    id: `req-${p}`, sessionId: 's', action: 'write', kind: 'write', method: 'fs/write_text_file', workspace: jail.root, trace: newTrace(),
+    target: await jail.resolve(p, { intent: 'write' }),
+  });
+
+  it('denies on an answer it does not know, whatever the consent port returned', async () => {
+    const broker = await brokerWith({ ask: async () => 'yes please' as never });
+    let ran = false;
+    const pending = broker.execute(await write('b.txt'), {
+      preview: async () => ({ kind: 'write', path: 'b.txt' }) as never,
+      effect: async () => {
+        ran = true;
+        return { result: undefined };
+      },
+    });
+    await expect(pending).rejects.toMatchObject({ data: { decidedBy: 'error', reason: 'the consent answer "yes please" is not one Tether knows; denied' } });
+    expect(ran).toBe(false);
+  });
+
+  it('does not let a preset answer (--on-ask allow) stand in for a person where one must be asked', async () => {
+    const broker = await brokerWith(new FixedConsent('once'));
+    const request = await write('c.txt');
+    const pending = broker.executeCompound({ ...request, action: 'exec', kind: 'exec', method: 'terminal/create', target: undefined, command: { line: 'cd "$(x)" && make', cwd: jail.root } }, {
+      parts: [{ request, label: 'write c.txt' }],
+      mustAsk: ['the command line cannot be fully analysed: a command substitution'],
+      preview: async () => ({ kind: 'exec' }) as never,
+      effect: async () => ({ result: undefined, outcome: Promise.resolve({}) }),
+    });
+    await expect(pending).rejects.toMatchObject({ data: { decidedBy: 'preset', reason: expect.stringMatching(/cannot be fully analysed.*needs a person to answer, and there is none \(--on-ask allow\)/) } });
+  });
+});
+

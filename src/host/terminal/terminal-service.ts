@@ -355,6 +355,17 @@ export class TerminalService {
   }
 
   /** Kills and releases every terminal of a session (all sessions when omitted); resolves once their outcomes are recorded. */
+  /**
+   * Kills every running command of a session (the stop button) and waits for
+   * their outcomes to be recorded. The terminals stay, so the agent can still
+   * read their output and exit status.
+   */
+  async killAll(sessionId: string): Promise<void> {
+    const mine = [...this.terminals.values()].filter((t) => t.sessionId === sessionId);
+    for (const t of mine) if (t.exit === undefined) t.process.kill('killed');
+    await Promise.allSettled(mine.map((t) => t.completed));
+  }
+
   async releaseAll(sessionId?: string): Promise<void> {
     const mine = [...this.terminals.values()].filter((t) => sessionId === undefined || t.sessionId === sessionId);
     for (const t of mine) {

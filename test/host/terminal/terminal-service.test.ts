@@ -245,6 +245,16 @@ describe('terminal service: running', () => {
     }
   });
 
+  it('kills every running command of a session at once (the stop button), and still answers output and wait_for_exit', async () => {
+    const a = await h.service.create({ sessionId: 's1', command: 'sleep 60' });
+    const b = await h.service.create({ sessionId: 's1', command: 'while :; do sleep 1; done' });
+    await new Promise((r) => setTimeout(r, 300));
+    await h.service.killAll('s1');
+    for (const { terminalId } of [a, b]) {
+      expect(await h.service.waitForExit({ sessionId: 's1', terminalId })).toEqual({ exitCode: null, signal: 'SIGKILL' });
+    }
+  });
+
   it('kills on terminal/kill and still answers output and wait_for_exit', async () => {
     const { terminalId } = await h.service.create({ sessionId: 's1', command: 'echo started; sleep 60' });
     await new Promise((r) => setTimeout(r, 300));
