@@ -137,6 +137,7 @@ export function createAcpHost(opts: AcpHostOptions): ClientApp {
     return broker.execute(req, {
       preview: () => previewWrite(fs, target, p.content),
       prepare: () => fs.stageWrite(target, p.content),
+      overlapCommit: true,
       discard: async (staged) => { if (staged) await fs.discardStaged(staged); },
       effect: async (staged) => {
         const r = await fs.writeText(target, p.content, staged);

@@ -85,6 +85,12 @@ export interface ExecuteOptions<T, P = undefined> {
    * the effect's failure.
    */
   readonly prepare?: () => Promise<P>;
+  /**
+   * `prepare` does enough on this thread (creating and writing a temp file)
+   * that the decision record is better committed on a pool thread meanwhile
+   * (AppendOptions.overlap). A read's groundwork is shorter than that hand-off.
+   */
+  readonly overlapCommit?: boolean;
   /** Undoes `prepare` when the effect will not run (the decision record could not be written). */
   readonly discard?: (prepared: P) => Promise<void>;
   /** Gets what `prepare` returned (undefined without one). */
@@ -206,7 +212,7 @@ export class Broker {
 
   async execute<T, P = undefined>(request: CapabilityRequest, options: ExecuteOptions<T, P>): Promise<T> {
     const decision = await this.decide(request, options);
-    const recorded = this.record(request, decision);
+    const recorded = this.record(request, decision, undefined, decision.allowed && options.overlapCommit === true);
     const started = performance.now();
     // Invariant 6: the checkpoint hook and the effect's groundwork overlap the commit.
     const ready = decision.allowed ? this.groundwork(request, options) : undefined;
@@ -497,7 +503,7 @@ export class Broker {
     }
   }
 
-  private record(request: CapabilityRequest, decision: FinalDecision, extra?: { readonly sandbox?: Readonly<Record<string, unknown>>; readonly detail?: Readonly<Record<string, unknown>> }) {
+  private record(request: CapabilityRequest, decision: FinalDecision, extra?: { readonly sandbox?: Readonly<Record<string, unknown>>; readonly detail?: Readonly<Record<string, unknown>> }, overlap = false) {
     return this.opts.audit.append({
       type: 'decision',
       session: request.sessionId,
@@ -515,7 +521,7 @@ export class Broker {
         ...(decision.answer ? { answer: decision.answer } : {}),
         ...(decision.grantId ? { grantId: decision.grantId } : {}),
       },
-    });
+    }, overlap ? { overlap } : undefined);
   }
 
   /** Appends the outcome (once it is known, for an effect still becoming durable) without waiting for its fsync. */

@@ -395,7 +395,10 @@ export class AuditOutbox {
     if (this.cursor.seg.file !== last.file) return false;
     const h = await open(join(this.opts.dir, last.file), 'r');
     try {
-      return (await h.stat()).size <= this.cursor.offset;
+      // Nothing after the cursor, or only the runway (NULs: log-layout.ts).
+      const next = Buffer.alloc(1);
+      const { bytesRead } = await h.read(next, 0, 1, this.cursor.offset);
+      return bytesRead === 0 || next[0] === 0;
     } finally {
       await h.close();
     }
@@ -582,7 +585,7 @@ export class AuditOutbox {
   }
 }
 
-/** Up to `max` complete lines (without newlines) from `offset`; `end` is how far the file goes. */
+/** Up to `max` complete lines (without newlines) from `offset`; `end` is how far the records go (the file, or up to its runway). */
 async function readLines(path: string, offset: number, max: number): Promise<{ lines: Buffer[]; end: number }> {
   let h: FileHandle;
   try {
@@ -592,13 +595,19 @@ async function readLines(path: string, offset: number, max: number): Promise<{ l
     throw e;
   }
   try {
-    const end = (await h.stat()).size;
+    let end = (await h.stat()).size;
     const lines: Buffer[] = [];
     let at = offset;
-    let chunk = 1 << 20;
+    let chunk = 64 * 1024;
     while (lines.length < max && at < end) {
       const buf = Buffer.alloc(Math.min(chunk, end - at));
-      const { bytesRead } = await h.read(buf, 0, buf.length, at);
+      let { bytesRead } = await h.read(buf, 0, buf.length, at);
+      // The records end where the runway (NULs) of the segment being written begins.
+      const nul = buf.subarray(0, bytesRead).indexOf(0);
+      if (nul >= 0) {
+        bytesRead = nul;
+        end = at + nul;
+      }
       let start = 0;
       for (let nl = buf.indexOf(10); nl >= 0 && nl < bytesRead && lines.length < max; nl = buf.indexOf(10, start)) {
         lines.push(buf.subarray(start, nl));

@@ -21,7 +21,7 @@ import { encodeBase64, keyIdHex, openNote, parseCheckpoint, parseNote, type Chec
 import { noteVerifier, type ParsedNoteVerifier } from '../keychain/note-key.ts';
 import { hexNodeHasher, leafHexOfBytes, sha256Hex, toHex } from './hashing.ts';
 import { headOf, scanRecordHead, type RecordHead } from './record-head.ts';
-import { CHECKPOINTS_FILE, KEYS_DIR, LOCK_FILE, OUTBOX_DIR, SEALED_DIR, parseCheckpointLine, parseSegmentFileName, sortSegments, type CheckpointLine, type SegmentName } from './log-layout.ts';
+import { CHECKPOINTS_FILE, KEYS_DIR, LOCK_FILE, OUTBOX_DIR, SEALED_DIR, parseCheckpointLine, parseSegmentFileName, sortSegments, withoutRunway, type CheckpointLine, type SegmentName } from './log-layout.ts';
 
 export interface AuditVerifyOptions {
   /** Verifier keys ("name+id+base64") trusted to sign checkpoints. */
@@ -562,8 +562,11 @@ export function classify(files: readonly AuditFile[]): { checkpoints: AuditFile 
     else if (f.name === CHECKPOINTS_FILE) checkpoints = f;
     else others.push(f);
   }
-  const order = sortSegments(segments.map((s) => s.name));
-  return { checkpoints, segments: order.map((n) => segments.find((s) => s.name === n)!), others };
+  const order = sortSegments(segments.map((s) => s.name)).map((n) => segments.find((s) => s.name === n)!);
+  // The newest segment may end in its runway (NULs after the records); any other NUL is damage.
+  const last = order.at(-1);
+  if (last) order[order.length - 1] = { name: last.name, bytes: withoutRunway(last.bytes) };
+  return { checkpoints, segments: order, others };
 }
 
 /**

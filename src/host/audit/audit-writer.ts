@@ -19,6 +19,13 @@ export interface AppendOptions {
    * after a few milliseconds. The promise still resolves only once it is durable.
    */
   readonly deferred?: boolean;
+  /**
+   * The caller has work to do on its own thread while this record is
+   * committed (staging a write's content): a writer that commits on the
+   * calling thread commits this one on a pool thread instead, so the two
+   * overlap instead of running one after the other.
+   */
+  readonly overlap?: boolean;
 }
 
 export interface AuditWriter {

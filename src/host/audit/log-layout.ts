@@ -1,7 +1,8 @@
 // The on-disk layout of the signed audit log, shared by the writer, the
 // verifier, the prover, the exporter and the outbox:
 //
-//   <dir>/seg-CCCC-SSSSSSSSSSSS.jsonl   records of chain C, first seq S, one canonical JSON line each
+//   <dir>/seg-CCCC-SSSSSSSSSSSS.jsonl   records of chain C, first seq S, one canonical JSON line each;
+//                                       the segment being written ends in its runway (NUL bytes)
 //   <dir>/checkpoints.jsonl             {"frontier":[hex…],"note":"<signed checkpoint>"} per line
 //   <dir>/keys/<name>+<id>.pub           verifier keys that signed this log (informative, not trusted)
 //   <dir>/sealed/<segment>@<offset>.bin  bytes a crash left after the last complete record
@@ -37,6 +38,20 @@ export function parseSegmentFileName(file: string): SegmentName | undefined {
   const firstSeq = Number(m[2]);
   if (!Number.isSafeInteger(chain) || chain < 1 || !Number.isSafeInteger(firstSeq) || segmentFileName(chain, firstSeq) !== file) return undefined;
   return { file, chain, firstSeq };
+}
+
+/**
+ * The segment being written keeps pre-written NUL bytes after its records
+ * (its runway, signed-audit-log.ts: a commit then overwrites them instead of
+ * growing the file), and so may a log whose writer crashed. A record is one
+ * line of canonical JSON, which never holds a NUL byte, so the records end
+ * where the trailing NULs begin. Only the newest segment of a log may have
+ * them; anywhere else a NUL is damage.
+ */
+export function withoutRunway(bytes: Buffer): Buffer {
+  let end = bytes.length;
+  while (end > 0 && bytes[end - 1] === 0) end--;
+  return end === bytes.length ? bytes : bytes.subarray(0, end);
 }
 
 export function sortSegments<T extends SegmentName>(segments: readonly T[]): T[] {

@@ -4,13 +4,13 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AuditRecord } from '../../common/audit-record.ts';
-import { parseSegmentFileName, sortSegments, type SegmentName } from './log-layout.ts';
+import { parseSegmentFileName, sortSegments, withoutRunway, type SegmentName } from './log-layout.ts';
 
 export async function readAuditRecords(dir: string, filter?: (r: AuditRecord) => boolean): Promise<AuditRecord[]> {
   const segments = sortSegments((await readdir(dir)).map(parseSegmentFileName).filter((s): s is SegmentName => s !== undefined));
   const out: AuditRecord[] = [];
   for (const s of segments) {
-    const text = await readFile(join(dir, s.file), 'utf8');
+    const text = withoutRunway(await readFile(join(dir, s.file))).toString('utf8');
     for (const line of text.split('\n')) {
       if (line === '') continue;
       let rec: AuditRecord;

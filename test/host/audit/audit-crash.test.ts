@@ -9,7 +9,7 @@
 // leave: part of the bytes written after the last fsync. Those bytes were never
 // acknowledged; recovery must detect, seal and record them.
 import { spawn } from 'node:child_process';
-import { appendFile, mkdtemp, readFile, readdir, truncate } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -17,6 +17,7 @@ import { describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../../../src/common/audit-record.ts';
 import { verifyAuditDir } from '../../../src/host/audit/audit-verifier.ts';
 import { leafHashOfLine, toHex } from '../../../src/host/audit/hashing.ts';
+import { withoutRunway } from '../../../src/host/audit/log-layout.ts';
 import { SignedAuditLog } from '../../../src/host/audit/signed-audit-log.ts';
 import { NoteSigningKey } from '../../../src/host/keychain/note-key.ts';
 import { StaticKeyStore } from '../../../src/host/keychain/static-key-store.ts';
@@ -59,7 +60,11 @@ async function recordsIn(dir: string): Promise<Map<number, string>> {
   return out;
 }
 
-/** Leaves a torn line after the last acknowledged record: cuts unacknowledged bytes mid-line, or adds half a line. */
+/**
+ * Leaves a torn line after the last acknowledged record, as a power cut can:
+ * the unacknowledged bytes only partly on disk (cut mid-line; over a runway the
+ * rest are still NULs), or half a line after the records.
+ */
 async function tearUnacknowledgedTail(dir: string, lastAcked: number): Promise<void> {
   const segs = (await readdir(dir)).filter((n) => n.startsWith('seg-')).sort();
   const seg = segs.at(-1)!;
@@ -69,19 +74,24 @@ async function tearUnacknowledgedTail(dir: string, lastAcked: number): Promise<v
   const covered = chainFirst + Number((JSON.parse(lastCp) as { note: string }).note.split('\n')[1]) - 1;
   lastAcked = Math.max(lastAcked, covered);
   const path = join(dir, seg);
-  const text = await readFile(path);
+  const file = await readFile(path);
+  const text = withoutRunway(file); // the writer was killed: its runway of NULs may follow the records
   let end = 0; // byte offset just after the last acknowledged record in this segment
   let offset = 0;
   for (const line of text.toString('utf8').split('\n').slice(0, -1)) {
     offset += Buffer.byteLength(line) + 1;
     if ((JSON.parse(line) as AuditRecord).seq <= lastAcked) end = offset;
   }
+  // The file keeps its size when it has a runway (the cut bytes read as NULs); otherwise it is cut.
+  const rewrite = (records: Buffer) => writeFile(path, file.length > text.length ? Buffer.concat([records, Buffer.alloc(Math.max(0, file.length - records.length))]) : records);
   if (text.length > end + 1) {
-    await truncate(path, end + 1 + Math.floor(Math.random() * (text.length - end - 1)));
-    const after = await readFile(path);
-    if (after.at(-1) !== 10) return;
+    const cut = end + 1 + Math.floor(Math.random() * (text.length - end - 1));
+    await rewrite(text.subarray(0, cut));
+    if (text[cut - 1] !== 10) return;
+    await rewrite(Buffer.concat([text.subarray(0, cut), Buffer.from('{"decision":{"allowed":true,"decidedBy":"us')]));
+    return;
   }
-  await appendFile(path, '{"decision":{"allowed":true,"decidedBy":"us');
+  await rewrite(Buffer.concat([text, Buffer.from('{"decision":{"allowed":true,"decidedBy":"us')]));
 }
 
 describe('audit crash suite', () => {
@@ -115,4 +125,23 @@ describe('audit crash suite', () => {
     expect(allAcked.size).toBeGreaterThan(1000);
     expect(sealed).toBe(torn);
   }, 120_000);
+
+  it('a new chain after a crash (another key) leaves the old chain cut to its records, and the whole log verifies', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tether-crash-'));
+    const acked = await runAndKill(dir, 150, true);
+    expect(acked.size).toBeGreaterThan(0);
+    const newKey = NoteSigningKey.generate('tether-audit-crash-next');
+    const log = await SignedAuditLog.open({ dir, keyStore: new StaticKeyStore(newKey) });
+    expect(log.status.chain).toBe(2);
+    await log.append({ type: 'session.start', session: 'after' });
+    await log.close();
+    for (const f of (await readdir(dir)).filter((n) => n.startsWith('seg-'))) {
+      const bytes = await readFile(join(dir, f));
+      expect(withoutRunway(bytes).length, f).toBe(bytes.length);
+    }
+    const onDisk = await recordsIn(dir);
+    for (const [seq, hash] of acked) expect(onDisk.get(seq), `acknowledged record ${seq}`).toBe(hash);
+    const report = await verifyAuditDir(dir, { trustedKeys: [key.verifierKey, newKey.verifierKey] });
+    expect(report.problem).toBeUndefined();
+  }, 60_000);
 });

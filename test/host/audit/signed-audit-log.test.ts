@@ -10,7 +10,8 @@ import { MerkleTree } from '../../../src/common/merkle.ts';
 import { openNote, parseCheckpoint } from '../../../src/common/signed-note.ts';
 import { verifyAuditDir } from '../../../src/host/audit/audit-verifier.ts';
 import { leafHashOfLine, merkleHasher } from '../../../src/host/audit/hashing.ts';
-import { CHECKPOINTS_FILE, parseCheckpointLine } from '../../../src/host/audit/log-layout.ts';
+import { CHECKPOINTS_FILE, parseCheckpointLine, withoutRunway } from '../../../src/host/audit/log-layout.ts';
+import { readAuditRecords } from '../../../src/host/audit/read-records.ts';
 import { SignedAuditLog } from '../../../src/host/audit/signed-audit-log.ts';
 import { NoteSigningKey } from '../../../src/host/keychain/note-key.ts';
 import { StaticKeyStore } from '../../../src/host/keychain/static-key-store.ts';
@@ -45,7 +46,22 @@ describe('SignedAuditLog', () => {
     expect(report.records).toBe(52);
   });
 
-  it.runIf(process.platform === 'linux')('opens its segments O_DSYNC on Linux, so each commit is one durable write (the kernel says so in fdinfo)', async () => {
+  it('commits an append marked overlap on a pool thread even when committing in place, so the caller can work meanwhile', async () => {
+    const dir = await tmp();
+    const ks = keyStore();
+    const log = await SignedAuditLog.open({ dir, keyStore: ks, commitInPlace: true });
+    const before = log.durableSeq;
+    const inPlace = log.append({ type: 'session.start', session: 'in-place' });
+    expect(log.durableSeq).toBe(before + 1); // written before append() returned
+    const overlapped = log.append({ type: 'session.start', session: 'overlap' }, { overlap: true });
+    expect(log.durableSeq).toBe(before + 1); // on its way to the disk, not there yet
+    expect((await overlapped).seq).toBe((await inPlace).seq + 1);
+    expect(log.durableSeq).toBe(before + 2);
+    await log.close();
+    expect((await verifyAuditDir(dir, { pubkeys: [(await ks.loadSigningKey()).verifierKey] })).problem).toBeUndefined();
+  });
+
+  it.runIf(process.platform === 'linux')('opens its segments O_DSYNC on Linux, so each commit is one durable write (the kernel says so in fdinfo), over a runway that close cuts off', async () => {
     const dir = await tmp();
     const log = await SignedAuditLog.open({ dir, keyStore: keyStore() });
     await log.append({ type: 'session.start', session: 's' });
@@ -55,10 +71,16 @@ describe('SignedAuditLog', () => {
       const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
       if (target === join(await realpath(dir), segment!)) flags = parseInt(/^flags:\s+(\d+)/m.exec(await readFile(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!, 8);
     }
-    await log.close();
     expect(flags).toBeDefined();
     expect(flags! & constants.O_DSYNC).toBe(constants.O_DSYNC);
-    expect(flags! & constants.O_APPEND).toBe(constants.O_APPEND);
+    // Positional writes over pre-written NULs: a commit changes no file size.
+    expect(flags! & constants.O_APPEND).toBe(0);
+    const open = await readFile(join(dir, segment!));
+    const records = withoutRunway(open);
+    expect(open.length - records.length).toBeGreaterThanOrEqual(256 * 1024);
+    expect(records.toString('utf8').trim().split('\n').map((l) => (JSON.parse(l) as AuditRecord).type)).toEqual(['log.start', 'session.start']);
+    await log.close();
+    expect((await readFile(join(dir, segment!))).equals(records)).toBe(true);
   });
 
   it('chains concurrent appends by leaf hash, acknowledges each with its seq, and signs the tree at close', async () => {
@@ -294,6 +316,64 @@ describe('SignedAuditLog', () => {
     await b.append({ type: 'session.end', session: 'x' });
     await b.close();
     expect((await verifyAuditDir(dir, { trustedKeys: [(await ks.loadSigningKey()).verifierKey] })).ok).toBe(true);
+  });
+});
+
+describe.runIf(process.platform === 'linux')('SignedAuditLog runway (Linux)', () => {
+  const record = (i: number) => ({ type: 'decision', session: 's', detail: { i, pad: 'x'.repeat(600) } }) as const;
+  const nuls = (b: Buffer) => b.length - withoutRunway(b).length;
+
+  it('keeps NULs ahead of its records as they grow; readers and the verifier see only records while it is open; closing cuts them', async () => {
+    const dir = await tmp();
+    const ks = keyStore();
+    const log = await SignedAuditLog.open({ dir, keyStore: ks, commitInPlace: true, checkpointEvery: 100_000 });
+    // ~1.3 MB of records: more than the first runway, so it must have been extended.
+    for (let i = 0; i < 2000; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => log.append(record(i + j))));
+    await log.checkpoint();
+    const [segment] = await segments(dir);
+    const open = await readFile(join(dir, segment!));
+    expect(withoutRunway(open).length).toBeGreaterThan(1024 * 1024);
+    expect(nuls(open)).toBeGreaterThanOrEqual(256 * 1024);
+    expect((await readAuditRecords(dir)).length).toBe(2001);
+    const live = await verifyAuditDir(dir, { trustedKeys: [(await ks.loadSigningKey()).verifierKey] });
+    expect(live.problem).toBeUndefined();
+    expect(live.records).toBe(2001);
+    await log.close();
+    expect(nuls(await readFile(join(dir, segment!)))).toBe(0);
+  });
+
+  it('cuts the runway of a segment it rotates, so only the newest segment has one; a NUL in any other is damage', async () => {
+    const dir = await tmp();
+    const ks = keyStore();
+    const log = await SignedAuditLog.open({ dir, keyStore: ks, segmentMaxBytes: 20_000 });
+    for (let i = 0; i < 100; i += 10) await Promise.all(Array.from({ length: 10 }, (_, j) => log.append(record(i + j))));
+    const segs = await segments(dir);
+    expect(segs.length).toBeGreaterThan(2);
+    for (const s of segs.slice(0, -1)) expect(nuls(await readFile(join(dir, s))), s).toBe(0);
+    expect(nuls(await readFile(join(dir, segs.at(-1)!)))).toBeGreaterThan(0);
+    await log.close();
+    const trustedKeys = [(await ks.loadSigningKey()).verifierKey];
+    expect((await verifyAuditDir(dir, { trustedKeys })).problem).toBeUndefined();
+    await appendFile(join(dir, segs[0]!), Buffer.alloc(100));
+    const report = await verifyAuditDir(dir, { trustedKeys });
+    expect(report.problem).toMatchObject({ file: segs[0] });
+  });
+
+  it('removes a segment a crash left holding only its runway, and carries on in the one before', async () => {
+    const dir = await tmp();
+    const ks = keyStore();
+    const a = await SignedAuditLog.open({ dir, keyStore: ks });
+    await a.append(record(0));
+    const next = a.status.nextSeq;
+    await a.close();
+    const [first] = await segments(dir);
+    const empty = `seg-0001-${String(next).padStart(12, '0')}.jsonl`;
+    await writeFile(join(dir, empty), Buffer.alloc(64 * 1024));
+    const b = await SignedAuditLog.open({ dir, keyStore: ks });
+    expect(await segments(dir)).toEqual([first]);
+    await b.append(record(1));
+    await b.close();
+    expect((await verifyAuditDir(dir, { trustedKeys: [(await ks.loadSigningKey()).verifierKey] })).problem).toBeUndefined();
   });
 });
 
