@@ -5,6 +5,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/support/global-setup.ts'],
     exclude: ['test/e2e-electron/**', 'node_modules/**'],
     pool: 'forks',
     maxWorkers: 2,
