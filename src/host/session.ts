@@ -94,6 +94,8 @@ export class TetherSession {
   /** What the agent's commands print, while they run (batched and bounded by the TerminalService). */
   readonly onDidTerminalOutput = this.didTerminalOutput.event;
   private closed = false;
+  /** Set once the agent process has exited: the session can do nothing more. */
+  private agentExit: AgentExit | undefined;
   private readonly disposers: (() => void)[] = [];
 
   private constructor(parts: {
@@ -208,6 +210,7 @@ export class TetherSession {
     session.disposers.push(() => stopCheckpointEvents?.(), () => stopOutputEvents?.());
     await opts.audit.append({ type: 'session.start', session: session.id, actor, detail: { workspace: jail.root, provider: opts.model.provider, model: opts.model.model } });
     void agent.exited.then(async (exit) => {
+      session.agentExit = exit;
       session.broker.halt('the agent process exited');
       await terminals?.releaseAll(session.id).catch(() => {});
       if (!session.closed) {
@@ -218,9 +221,16 @@ export class TetherSession {
     return session;
   }
 
-  /** Runs one task (an ACP prompt turn). A stop() earlier is lifted first. */
+  /**
+   * Runs one task (an ACP prompt turn). A stop() earlier is lifted first; the
+   * halt that follows the agent process's exit is not: nothing would answer.
+   */
   async prompt(task: string, trace: TraceContext = newTrace()): Promise<PromptResult> {
     if (this.closed) throw new SessionError('the session is closed');
+    if (this.agentExit) {
+      const how = this.agentExit.signal ? `was killed by ${this.agentExit.signal}` : `exited with code ${this.agentExit.code}`;
+      throw new SessionError(`the agent process ${how}; start a new session`);
+    }
     this.broker.resume();
     this.checkpoints?.hooks.beginTurn();
     const res = await this.connection.agent.request('session/prompt', {

@@ -5,6 +5,8 @@ import { mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { AgentExit, AgentProcess } from '../../src/host/agent-starter.ts';
+import type { EgressRequestInfo } from '../../src/host/egress/gateway.ts';
 import { sequenceScript, toolHistory, type ScriptedReply } from '../../src/host/scripted-model.ts';
 import { fsDecisions, ScriptedUser, startTestHost, type TestHost } from '../support/test-host.ts';
 
@@ -153,6 +155,18 @@ describe('consent', () => {
     expect((await turn).stopReason).toBe('cancelled');
     await expect(readFile(join(t.workspace, 'a.txt'))).rejects.toThrow(/ENOENT/);
     expect(fsDecisions(await t.audit(), t.workspace)).toEqual([['write', 'a.txt', false, 'kill-switch']]);
+  });
+});
+
+describe('after the agent process exits', () => {
+  it('a new prompt is refused and the broker stays halted: nothing lifts that halt', async () => {
+    const t = await start({ provider: 'anthropic', script: sequenceScript(done) });
+    const exited = new Promise<AgentExit>((r) => t.host.session.onDidAgentExit(r));
+    (t.host.session as unknown as { agent: AgentProcess }).agent.kill();
+    expect((await exited).signal).toBe('SIGKILL');
+    await expect(t.host.session.prompt('go on')).rejects.toThrow(/the agent process was killed by SIGKILL; start a new session/);
+    const call: EgressRequestInfo = { sessionId: t.host.session.id, provider: 'anthropic', url: 'https://api.anthropic.com/v1/messages', method: 'POST', bytes: 1, summary: 'x', model: undefined, traceparent: undefined, redactions: 0, signal: new AbortController().signal };
+    await expect(t.host.session.authorizeModelCall(call)).rejects.toThrow(/the agent process exited/);
   });
 });
 
