@@ -5,6 +5,7 @@
 // The SDK then validates the message shape and params.
 
 import type { AnyMessage, Stream } from '@agentclientprotocol/sdk';
+import { channel } from 'node:diagnostics_channel';
 import type { Readable, Writable } from 'node:stream';
 import { LIMITS } from '../common/limits.ts';
 
@@ -19,6 +20,17 @@ export interface NdjsonOptions {
   readonly onIssue?: (issue: FramingIssue) => void;
 }
 
+/** A message in or out: `at` is performance.now() when its bytes arrived (in) or before they are written (out). */
+export interface TransportMessage {
+  readonly dir: 'in' | 'out';
+  readonly kind: 'request' | 'response' | 'notification';
+  readonly at: number;
+}
+/** Every message through an ndjsonStream, for profilers; costs nothing without a subscriber. */
+export const transportMessages = channel('tether.acp.message');
+
+const kindOf = (m: object): TransportMessage['kind'] => ('method' in m ? ('id' in m ? 'request' : 'notification') : 'response');
+
 function protocolError(code: number, message: string): AnyMessage {
   return { jsonrpc: '2.0', id: null, error: { code, message } } as unknown as AnyMessage;
 }
@@ -28,6 +40,7 @@ export function ndjsonStream(input: Readable, output: Writable, opts: NdjsonOpti
   const send = (msg: AnyMessage) =>
     new Promise<void>((resolve, reject) => {
       if (output.destroyed || output.writableEnded) return reject(new Error('the agent connection is closed'));
+      if (transportMessages.hasSubscribers) transportMessages.publish({ dir: 'out', kind: kindOf(msg), at: performance.now() } satisfies TransportMessage);
       output.write(JSON.stringify(msg) + '\n', (err) => (err ? reject(err) : resolve()));
     });
 
@@ -43,6 +56,7 @@ export function ndjsonStream(input: Readable, output: Writable, opts: NdjsonOpti
       let size = 0;
       let skipping = false; // inside an oversized line: drop bytes until its newline
 
+      let arrived = 0; // when the chunk being split arrived (for transportMessages)
       const emitLine = (line: Buffer) => {
         if (line.length === 0 || (line.length === 1 && line[0] === 0x0d)) return;
         let msg: unknown;
@@ -53,11 +67,13 @@ export function ndjsonStream(input: Readable, output: Writable, opts: NdjsonOpti
           void send(protocolError(-32700, 'Parse error: the message is not valid JSON')).catch(() => {});
           return;
         }
+        if (transportMessages.hasSubscribers && typeof msg === 'object' && msg !== null) transportMessages.publish({ dir: 'in', kind: kindOf(msg), at: arrived } satisfies TransportMessage);
         if (!done) controller.enqueue(msg as AnyMessage);
       };
 
       input.on('data', (chunk: Buffer) => {
         if (done) return;
+        if (transportMessages.hasSubscribers) arrived = performance.now();
         let start = 0;
         for (let nl = chunk.indexOf(0x0a, start); nl !== -1; nl = chunk.indexOf(0x0a, start)) {
           const piece = chunk.subarray(start, nl);

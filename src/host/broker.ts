@@ -28,6 +28,7 @@
 //     written, the staged work is discarded. This takes the effect's own
 //     I/O off the critical path of the audit fsync.
 
+import { channel } from 'node:diagnostics_channel';
 import type { AuditActor, AuditOutcome, AuditRequest } from '../common/audit-record.ts';
 import type { CapabilityRequest } from '../common/capability.ts';
 import type { ConsentPreview, ConsentQuestion, GrantScope } from '../common/consent.ts';
@@ -63,6 +64,21 @@ function formatDenial(d: DeniedErrorData): string {
   };
   return `${who[d.decidedBy]}: ${d.reason}`;
 }
+
+/** One step of an execute() done: `at` is performance.now(). */
+export interface BrokerStep {
+  readonly request: string;
+  readonly step: 'decided' | 'submitted' | 'recorded' | 'ready' | 'done';
+  readonly at: number;
+}
+/**
+ * When each step of every execute() ends, for profilers (the broker bench
+ * splits its round trips with it): decided (policy, consent), submitted (the
+ * decision record handed to the writer; with an in-place commit, written),
+ * recorded (durable), ready (groundwork), done (the effect). Nothing is
+ * published, and it costs nothing, without a subscriber.
+ */
+export const brokerSteps = channel('tether.broker.step');
 
 export interface EffectResult<T> {
   readonly result: T;
@@ -211,14 +227,18 @@ export class Broker {
   }
 
   async execute<T, P = undefined>(request: CapabilityRequest, options: ExecuteOptions<T, P>): Promise<T> {
+    const step = brokerSteps.hasSubscribers ? (s: BrokerStep['step']) => brokerSteps.publish({ request: request.id, step: s, at: performance.now() } satisfies BrokerStep) : undefined;
     const decision = await this.decide(request, options);
+    step?.('decided');
     const recorded = this.record(request, decision, undefined, decision.allowed && options.overlapCommit === true);
+    step?.('submitted');
     const started = performance.now();
     // Invariant 6: the checkpoint hook and the effect's groundwork overlap the commit.
     const ready = decision.allowed ? this.groundwork(request, options) : undefined;
     let receipt: AuditReceipt;
     try {
       receipt = await recorded;
+      step?.('recorded');
     } catch (e) {
       if (ready) void ready.then((r) => (r.ok && options.discard ? options.discard(r.prepared) : undefined)).catch(() => undefined);
       throw e;
@@ -230,6 +250,7 @@ export class Broker {
     let done: EffectResult<T>;
     try {
       const r = await ready!;
+      step?.('ready');
       if (!r.ok) throw r.error;
       // Stopped while the record was committed or the checkpoint taken: the effect does not start.
       if (this.halted !== undefined && !options.userInitiated) {
@@ -237,6 +258,7 @@ export class Broker {
         throw this.stoppedBeforeEffect();
       }
       done = await options.effect(r.prepared);
+      step?.('done');
     } catch (e) {
       this.recordOutcome(request, { ok: false, error: (e as Error).message, durationMs: round(performance.now() - started) });
       throw e;

@@ -9,9 +9,10 @@
 // on other files (JIT and wasm tier-up; the policy memo stays cold for the
 // measured paths), as a host that has been running a while would be.
 //
-// Where the slow ops come from: each op's round trip is split into the host's
-// share and the rest (agent process, SDKs, pipes), and checked against GC
-// pauses in either process (both report on the monotonic clock).
+// Where the time goes: each op's round trip is split at the host's transport
+// (request bytes in, response out) and at each step of Broker.execute (their
+// diagnostics channels: brokerSteps, transportMessages), and checked against
+// GC pauses in either process (both report on the monotonic clock).
 //
 // BENCH_AUDIT_DIR=/dev/shm puts the audit log on tmpfs, BENCH_WS_DIR=/dev/shm
 // the workspace (together: the floor without any disk at all);
@@ -23,13 +24,15 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CapabilityRequest } from '../../src/common/capability.ts';
-import type { AnyMessage } from '@agentclientprotocol/sdk';
-import { ForkAgentStarter, type AgentProcess, type AgentStarter, type AgentStartOptions } from '../../src/host/agent-starter.ts';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { ForkAgentStarter } from '../../src/host/agent-starter.ts';
+import { transportMessages, type TransportMessage } from '../../src/host/acp-transport.ts';
 import { SignedAuditLog } from '../../src/host/audit/signed-audit-log.ts';
 import { NoteSigningKey } from '../../src/host/keychain/note-key.ts';
 import { StaticKeyStore } from '../../src/host/keychain/static-key-store.ts';
 import { FixedConsent } from '../../src/host/consent.ts';
 import { CedarPolicyEngine } from '../../src/host/policy/cedar-policy-engine.ts';
+import { brokerSteps, type BrokerStep } from '../../src/host/broker.ts';
 import { TetherSession } from '../../src/host/session.ts';
 
 const READS = 5000;
@@ -64,40 +67,6 @@ const pausedIn = (pauses: readonly Pause[], start: number, ms: number) =>
 const gcSummary = (pauses: readonly Pause[]) =>
   `${pauses.length} pauses, ${pauses.reduce((a, [, d]) => a + d, 0).toFixed(1)} ms in all, longest ${Math.max(0, ...pauses.map(([, d]) => d)).toFixed(1)} ms`;
 
-/** Notes the host's share of each request, in arrival order: from the parsed request reaching the SDK to its response leaving it. */
-class TimedStarter implements AgentStarter {
-  readonly hostMs: number[] = [];
-  private readonly inner: AgentStarter;
-  constructor(inner: AgentStarter) {
-    this.inner = inner;
-  }
-
-  async start(opts?: AgentStartOptions): Promise<AgentProcess> {
-    const agent = await this.inner.start(opts);
-    const arrived = new Map<unknown, number>();
-    const readable = agent.stream.readable.pipeThrough(new TransformStream<AnyMessage, AnyMessage>({
-      transform: (m, c) => {
-        if ('method' in m && 'id' in m) arrived.set(m.id, performance.now());
-        c.enqueue(m);
-      },
-    }));
-    const out = agent.stream.writable.getWriter();
-    const writable = new WritableStream<AnyMessage>({
-      write: (m) => {
-        const t = !('method' in m) && 'id' in m ? arrived.get(m.id) : undefined;
-        if (t !== undefined) {
-          this.hostMs.push(performance.now() - t);
-          arrived.delete((m as { id: unknown }).id);
-        }
-        return out.write(m);
-      },
-      close: () => out.close(),
-      abort: (r) => out.abort(r),
-    });
-    return { ...agent, stream: { readable, writable } };
-  }
-}
-
 export default async function bench(): Promise<void> {
   const ws = await mkdtemp(join(process.env['BENCH_WS_DIR'] ?? tmpdir(), 'tether-bench-ws-'));
   for (const prefix of ['d', 'warm']) {
@@ -119,7 +88,7 @@ export default async function bench(): Promise<void> {
   // the desktop app does (libuv's thread pool) with BENCH_AUDIT_COMMIT=pool.
   const commitInPlace = process.env['BENCH_AUDIT_COMMIT'] !== 'pool';
   const audit = await SignedAuditLog.open({ dir: auditDir, keyStore: new StaticKeyStore(NoteSigningKey.generate('bench')), commitInPlace });
-  const starter = new TimedStarter(new ForkAgentStarter(join(import.meta.dirname, 'fixtures/replay-agent.ts'), profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []));
+  const starter = new ForkAgentStarter(join(import.meta.dirname, 'fixtures/replay-agent.ts'), profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []);
   const session = await TetherSession.start({
     workspace: ws,
     policy,
@@ -139,7 +108,18 @@ export default async function bench(): Promise<void> {
   const replay = (list: Op[]) => agent.request('session/prompt', { sessionId: session.id, prompt: [{ type: 'text', text: JSON.stringify(list) }] });
   await replay(warmup);
   decided.length = 0;
-  starter.hostMs.length = 0;
+  // The measured run's timeline, in order (one request in flight at a time).
+  const inAt: number[] = [];
+  const outAt: number[] = [];
+  const steps: Record<BrokerStep['step'], number[]> = { decided: [], submitted: [], recorded: [], ready: [], done: [] };
+  const onMessage = (m: unknown) => {
+    const { dir, kind, at } = m as TransportMessage;
+    if (dir === 'in' && kind === 'request') inAt.push(at);
+    else if (dir === 'out' && kind === 'response') outAt.push(at);
+  };
+  const onStep = (m: unknown) => steps[(m as BrokerStep).step].push((m as BrokerStep).at);
+  subscribe(transportMessages.name, onMessage);
+  subscribe(brokerSteps.name, onStep);
 
   const inspector = profDir ? new Session() : undefined;
   if (inspector) {
@@ -152,6 +132,8 @@ export default async function bench(): Promise<void> {
   const started = performance.now();
   const res = await replay(ops);
   const wall = performance.now() - started;
+  unsubscribe(transportMessages.name, onMessage);
+  unsubscribe(brokerSteps.name, onStep);
   const hostCpu = process.cpuUsage(cpu0);
   gcObserver.disconnect();
   if (inspector) {
@@ -206,11 +188,25 @@ export default async function bench(): Promise<void> {
   console.log(`the slowest 1% (${top.length} ops): ${top.filter((t) => t.first).length} first touches, ${top.filter((t) => t.kind === 'write').length} writes; positions ${top.slice(0, 12).map((t) => t.at).sort((a, b) => a - b).join(' ')}…`);
   console.log(`total: brokered ${totalMs.toFixed(0)} ms (${(all.length / (totalMs / 1000)).toFixed(0)} ops/s, wall ${wall.toFixed(0)} ms), direct ${directTotal.toFixed(0)} ms; ratio ${(totalMs / directTotal).toFixed(1)}×`);
   // Each op's round trip = the host's share + the rest (agent process, its SDK, two pipe hops).
-  const host = starter.hostMs;
+  if (inAt.length !== ops.length || outAt.length !== ops.length || steps.done.length !== ops.length) throw new Error(`timeline: ${inAt.length} requests in, ${outAt.length} responses out, ${steps.done.length} effects for ${ops.length} ops`);
   const seen2: Record<string, number> = { read: 0, write: 0, list: 0 };
-  const trips = ops.map((op, i) => ({ kind: op.kind, ms: lat[op.kind]![seen2[op.kind]!++]!, host: host[i]!, start: res._meta.starts[i]! }));
+  const trips = ops.map((op, i) => {
+    const ms = lat[op.kind]![seen2[op.kind]!++]!;
+    const start = res._meta.starts[i]!; // monotonic clock
+    const marks = [start - toClock, inAt[i]!, steps.decided[i]!, steps.submitted[i]!, steps.recorded[i]!, steps.ready[i]!, steps.done[i]!, outAt[i]!, start - toClock + ms];
+    return { kind: op.kind, ms, host: outAt[i]! - inAt[i]!, start, legs: marks.slice(1).map((t, j) => t - marks[j]!) };
+  });
+  const host = trips.map((t) => t.host);
   const rest = trips.map((t) => t.ms - t.host);
-  console.log(`host share (request in → response out): p50 ${f(pct(host, 50))} / p99 ${f(pct(host, 99))}; the rest (agent process, SDKs, pipes): p50 ${f(pct(rest, 50))} / p99 ${f(pct(rest, 99))}`);
+  console.log(`host share (request bytes in → response out): p50 ${f(pct(host, 50))} / p99 ${f(pct(host, 99))}; the rest (agent process, SDKs, pipes): p50 ${f(pct(rest, 50))} / p99 ${f(pct(rest, 99))}`);
+  // Each leg's p50 / p99 by kind, and its mean over the slowest 1% of all ops.
+  const LEGS = ['agent→host', 'validate+resolve+policy', 'audit record', 'commit wait', 'groundwork', 'effect', 'reply', 'host→agent'];
+  const legRow = (label: string, ts: typeof trips, stat: (xs: number[]) => string) => console.log(`  ${label.padEnd(14)}${LEGS.map((l, j) => `${l} ${stat(ts.map((t) => t.legs[j]!))}`).join(' · ')}`);
+  const p5099 = (xs: number[]) => `${pct(xs, 50).toFixed(3)}/${pct(xs, 99).toFixed(3)}`;
+  console.log('where the time goes (ms, p50/p99; "audit record" includes its write when the commit is in place):');
+  legRow('reads', trips.filter((t) => t.kind === 'read'), p5099);
+  legRow('writes', trips.filter((t) => t.kind === 'write'), p5099);
+  legRow('slowest 1%', [...trips].sort((a, b) => b.ms - a.ms).slice(0, Math.ceil(trips.length / 100)), (xs) => `${(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(3)} mean`);
   const agentGc = res._meta.gcPauses;
   console.log(`GC during the run: host ${gcSummary(hostGc)}; agent ${gcSummary(agentGc)}`);
   const slow = trips.filter((t) => t.ms > 1);
