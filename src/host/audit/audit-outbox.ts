@@ -17,7 +17,7 @@
 
 import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, writeFile, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { AuditChainStart, AuditRecord } from '../../common/audit-record.ts';
 import { Emitter } from '../../common/emitter.ts';
 import { compactRangeShape, consistencyProof, subtreeHashFrom, type Hash } from '../../common/merkle.ts';
@@ -424,7 +424,7 @@ export class AuditOutbox {
     let seq = this.state.nextSeq;
     const segs = await this.segments();
     while (out.length < limit) {
-      const { lines, end } = await readLines(join(this.opts.dir, seg.file), offset, limit - out.length);
+      const { lines, end } = await readLines(join(this.opts.dir, seg.file), offset, limit - out.length, seg.file === segs.at(-1)?.file);
       for (const raw of lines) {
         const record = JSON.parse(raw.toString('utf8')) as AuditRecord;
         if (record.seq !== seq) throw new Error(`${seg.file}: found seq ${record.seq} where ${seq} was expected; the log is damaged (run \`tether audit verify ${this.opts.dir}\`)`);
@@ -472,7 +472,7 @@ export class AuditOutbox {
     let offset = 0;
     let at = seg.firstSeq;
     while (at < seq) {
-      const { lines } = await readLines(join(this.opts.dir, seg.file), offset, Math.min(10_000, seq - at));
+      const { lines } = await readLines(join(this.opts.dir, seg.file), offset, Math.min(10_000, seq - at), seg === segs.at(-1));
       if (lines.length === 0) return undefined;
       for (const l of lines) offset += l.length + 1;
       at += lines.length;
@@ -541,7 +541,7 @@ export class AuditOutbox {
     if (!inSeg) throw new Error(`the audit outbox state says seq ${this.state.nextSeq - 1} was shipped, but ${this.opts.dir} has no such record`);
     for (const s of segs.filter((x) => x.chain <= inSeg.chain)) {
       if (segs.find((x) => x.chain === s.chain) !== s) continue; // first segment of each chain
-      const { lines } = await readLines(join(this.opts.dir, s.file), 0, 1);
+      const { lines } = await readLines(join(this.opts.dir, s.file), 0, 1, s === segs.at(-1));
       const r = JSON.parse(lines[0]!.toString('utf8')) as AuditRecord;
       const d = r.detail as unknown as AuditChainStart;
       this.startChain({ origin: d.origin, chain: d.chain, firstSeq: r.seq });
@@ -557,7 +557,7 @@ export class AuditOutbox {
       let { seg, offset } = cursor;
       let seq = from;
       while (seq < saved) {
-        const { lines } = await readLines(join(this.opts.dir, seg.file), offset, saved - seq);
+        const { lines } = await readLines(join(this.opts.dir, seg.file), offset, saved - seq, seg.file === segs.at(-1)?.file);
         for (const l of lines) {
           this.pendingLeaves.push(leafHashOfBytes(l));
           offset += l.length + 1;
@@ -585,8 +585,8 @@ export class AuditOutbox {
   }
 }
 
-/** Up to `max` complete lines (without newlines) from `offset`; `end` is how far the records go (the file, or up to its runway). */
-async function readLines(path: string, offset: number, max: number): Promise<{ lines: Buffer[]; end: number }> {
+/** Up to `max` complete lines of a segment from `offset` (readLinesFrom); [] when the file is gone. */
+async function readLines(path: string, offset: number, max: number, newest: boolean): Promise<{ lines: Buffer[]; end: number }> {
   let h: FileHandle;
   try {
     h = await open(path, 'r');
@@ -595,33 +595,47 @@ async function readLines(path: string, offset: number, max: number): Promise<{ l
     throw e;
   }
   try {
-    let end = (await h.stat()).size;
-    const lines: Buffer[] = [];
-    let at = offset;
-    let chunk = 64 * 1024;
-    while (lines.length < max && at < end) {
-      const buf = Buffer.alloc(Math.min(chunk, end - at));
-      let { bytesRead } = await h.read(buf, 0, buf.length, at);
-      // The records end where the runway (NULs) of the segment being written begins.
-      const nul = buf.subarray(0, bytesRead).indexOf(0);
-      if (nul >= 0) {
-        bytesRead = nul;
-        end = at + nul;
-      }
-      let start = 0;
-      for (let nl = buf.indexOf(10); nl >= 0 && nl < bytesRead && lines.length < max; nl = buf.indexOf(10, start)) {
-        lines.push(buf.subarray(start, nl));
-        start = nl + 1;
-      }
-      if (start === 0) {
-        if (at + bytesRead >= end) break; // an incomplete last line
-        chunk *= 2; // a line longer than the chunk
-        continue;
-      }
-      at += start;
-    }
-    return { lines, end };
+    return await readLinesFrom(h, basename(path), offset, (await h.stat()).size, max, newest);
   } finally {
     await h.close();
   }
+}
+
+/**
+ * Up to `max` complete lines (without newlines) from `offset` of a segment
+ * `size` bytes long when last seen; `end` is how far its records go. The
+ * newest segment's records end where its runway (NULs) begins; a NUL with
+ * anything but NULs after it, or in any other segment, throws. A file found
+ * shorter than `size` (a runway cut by rotation or close meanwhile) ends there.
+ */
+export async function readLinesFrom(h: Pick<FileHandle, 'read'>, name: string, offset: number, size: number, max: number, newest: boolean): Promise<{ lines: Buffer[]; end: number }> {
+  let end = size;
+  const lines: Buffer[] = [];
+  let at = offset;
+  let chunk = 64 * 1024;
+  while (lines.length < max && at < end) {
+    const buf = Buffer.alloc(Math.min(chunk, end - at));
+    let { bytesRead } = await h.read(buf, 0, buf.length, at);
+    if (bytesRead < buf.length) end = at + bytesRead;
+    const nul = buf.subarray(0, bytesRead).indexOf(0);
+    if (nul >= 0) {
+      if (!newest || !buf.subarray(nul, bytesRead).equals(Buffer.alloc(bytesRead - nul))) {
+        throw new Error(`${name}: a NUL byte at offset ${at + nul} among the records: a torn write that Tether has not recovered yet (it seals it when it next opens the log) or damage (run \`tether audit verify\`)`);
+      }
+      bytesRead = nul;
+      end = at + nul;
+    }
+    let start = 0;
+    for (let nl = buf.indexOf(10); nl >= 0 && nl < bytesRead && lines.length < max; nl = buf.indexOf(10, start)) {
+      lines.push(buf.subarray(start, nl));
+      start = nl + 1;
+    }
+    if (start === 0) {
+      if (at + bytesRead >= end) break; // an incomplete last line
+      chunk *= 2; // a line longer than the chunk
+      continue;
+    }
+    at += start;
+  }
+  return { lines, end };
 }

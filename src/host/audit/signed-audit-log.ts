@@ -164,8 +164,8 @@ const BATCH_BUFFER_KEEP = 8 * 1024 * 1024;
  * which O_DSYNC is not).
  */
 const SEGMENT_DSYNC = process.env['NODSYNC'] === undefined && process.platform === 'linux' && typeof FS.O_DSYNC === 'number';
-/** Writes are positional (at the records' end, over the runway), so no O_APPEND. */
-const SEGMENT_FLAGS = SEGMENT_DSYNC ? FS.O_WRONLY | FS.O_CREAT | FS.O_DSYNC : 'a';
+/** Writes are positional, at the records' end (over the runway, or over NULs a crash left), so no O_APPEND. */
+const SEGMENT_FLAGS = FS.O_WRONLY | FS.O_CREAT | (SEGMENT_DSYNC ? FS.O_DSYNC : 0);
 /** Pre-written NULs kept after the records where commits are O_DSYNC writes (see "Runway" above); less for small segments. */
 const RUNWAY_BYTES = SEGMENT_DSYNC ? 1024 * 1024 : 0;
 
@@ -298,6 +298,7 @@ export class SignedAuditLog implements AuditWriter {
 
   /** Writes a checkpoint now (also what the idle timer does). */
   checkpoint(): Promise<CheckpointWritten> {
+    if (this.closed) return Promise.reject(new AuditUnavailableError('the audit log is closed'));
     if (this.failed) return Promise.reject(this.failed);
     return this.exclusive(() => this.writeCheckpoint());
   }
@@ -308,6 +309,7 @@ export class SignedAuditLog implements AuditWriter {
    * learns the new one. Returns the new verifier key.
    */
   rotateKey(): Promise<string> {
+    if (this.closed) return Promise.reject(new AuditUnavailableError('the audit log is closed'));
     return this.exclusive(async () => {
       if (this.failed) throw this.failed;
       const old = this.key;
@@ -400,9 +402,9 @@ export class SignedAuditLog implements AuditWriter {
     }
   }
 
-  /** Cuts the segment back to its records (closing or rotating it), durably. */
+  /** Cuts the segment back to its records (closing or rotating it), durably. Asks the file its size: a failed extension may have left more. */
   private async cutRunway(seg: Segment): Promise<void> {
-    if (seg.size === seg.bytes) return;
+    if ((await seg.handle.stat()).size === seg.bytes) return;
     await seg.handle.truncate(seg.bytes);
     await seg.handle.datasync();
     seg.size = seg.bytes;
@@ -460,13 +462,13 @@ export class SignedAuditLog implements AuditWriter {
       if (this.segmentDue()) await this.rotateSegment();
       const seg = this.segment!;
       const bytes = w.bytes;
-      // At the records' end: over the runway, or appended where there is none (not Linux).
-      const pos = SEGMENT_DSYNC ? seg.bytes : null;
+      // At the records' end, wherever the file ends (a runway, or NULs a crash left, follow the records).
+      const pos = seg.bytes;
       if (this.opts.commitInPlace && !opts.offThread) {
-        for (let at = 0; at < bytes.length; ) at += writeSync(seg.handle.fd, bytes, at, bytes.length - at, pos === null ? null : pos + at);
+        for (let at = 0; at < bytes.length; ) at += writeSync(seg.handle.fd, bytes, at, bytes.length - at, pos + at);
         if (!SEGMENT_DSYNC) fdatasyncSync(seg.handle.fd);
       } else {
-        for (let at = 0; at < bytes.length; ) at += (await seg.handle.write(bytes, at, bytes.length - at, pos === null ? null : pos + at)).bytesWritten;
+        for (let at = 0; at < bytes.length; ) at += (await seg.handle.write(bytes, at, bytes.length - at, pos + at)).bytesWritten;
         if (!SEGMENT_DSYNC) await seg.handle.datasync();
       }
       for (const leaf of leaves) this.frontier.append(leaf);
@@ -572,16 +574,25 @@ export class SignedAuditLog implements AuditWriter {
     let stored = read.stored;
     let segments = await this.listSegments();
 
-    // A crash between creating a segment and writing to it leaves a file with no records (empty, or only its runway).
+    // A crash between creating a segment and writing to it leaves a file with
+    // no records: empty, or (part of) its runway. It is removed once the rest
+    // of the log is found consistent without it (records that a checkpoint
+    // covers zeroed out are damage: then nothing is changed).
     const last = segments.at(-1);
-    if (last && (await holdsNoRecords(join(this.dir, last.file)))) {
-      await rm(join(this.dir, last.file));
-      await syncDir(this.dir);
+    let unused: string | undefined;
+    if (last && (await holdsNoRecords(join(this.dir, last.file), this.runway))) {
+      unused = last.file;
       segments = segments.slice(0, -1);
     }
+    const removeUnused = async () => {
+      if (unused === undefined) return;
+      await rm(join(this.dir, unused));
+      await syncDir(this.dir);
+    };
 
     if (segments.length === 0) {
       if (stored.length > 0) throw this.damaged('checkpoints.jsonl holds checkpoints but there are no record segments (were they deleted?)');
+      await removeUnused();
       await this.startChain(1, 0, '', undefined, 'new audit log');
       await this.writeSealRecords(seals);
       return;
@@ -597,6 +608,7 @@ export class SignedAuditLog implements AuditWriter {
     }
     const latest = ofChain.at(-1);
     const replay = await this.replayChain(chainSegments, latest, seals);
+    await removeUnused();
 
     const signers = latest ? latest.signatures : [];
     const currentKeys = new Set([...(latest ? signers.map((s) => `${s.name}+${s.keyId}`) : start.key ? [keyRef(start.key)] : []), ...replay.rotatedTo.map(keyRef)]);
@@ -849,8 +861,10 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
-async function holdsNoRecords(path: string): Promise<boolean> {
-  return withoutRunway(await readFile(path)).length === 0;
+/** Empty, or nothing but NULs and no bigger than a runway. */
+async function holdsNoRecords(path: string, runway: number): Promise<boolean> {
+  const bytes = await readFile(path);
+  return bytes.length <= runway && withoutRunway(bytes).length === 0;
 }
 
 export interface SplitLine {

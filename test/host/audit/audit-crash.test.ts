@@ -9,7 +9,7 @@
 // leave: part of the bytes written after the last fsync. Those bytes were never
 // acknowledged; recovery must detect, seal and record them.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -94,6 +94,18 @@ async function tearUnacknowledgedTail(dir: string, lastAcked: number): Promise<v
   await rewrite(Buffer.concat([text, Buffer.from('{"decision":{"allowed":true,"decidedBy":"us')]));
 }
 
+/** Runs the writer with `--once n` (append, close, exit) in `env`, returns what it acknowledged. */
+async function runOnce(dir: string, n: number, env: Record<string, string>): Promise<Map<number, string>> {
+  const child = spawn(process.execPath, [writer, dir, '--once', String(n)], { env: { ...process.env, ...env, TETHER_TEST_SIGNER_KEY: key.signerKeyText() }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  if (code !== 0) throw new Error(`writer --once exited with ${code}: ${err}`);
+  return new Map([...out.matchAll(/^(\d+) ([0-9a-f]{64})$/gm)].map((m) => [Number(m[1]), m[2]!]));
+}
+
 describe('audit crash suite', () => {
   it('keeps every acknowledged record through SIGKILLs at random points under load, and the log verifies after each', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tether-crash-'));
@@ -125,6 +137,29 @@ describe('audit crash suite', () => {
     expect(allAcked.size).toBeGreaterThan(1000);
     expect(sealed).toBe(torn);
   }, 120_000);
+
+  it.runIf(process.platform === 'linux')('a writer without O_DSYNC (NODSYNC, as on other systems) reopening a crashed log writes after its records, not after the NULs, and keeps them', async () => {
+    // What a crash leaves: a copy of a live log's files (every acknowledged record is on disk), runway included.
+    const live = await mkdtemp(join(tmpdir(), 'tether-crash-live-'));
+    const dir = await mkdtemp(join(tmpdir(), 'tether-crash-'));
+    const log = await SignedAuditLog.open({ dir: live, keyStore: new StaticKeyStore(key) });
+    const acked = new Map<number, string>();
+    for (let i = 0; i < 5; i++) {
+      const r = await log.append({ type: 'session.start', session: `before-${i}` });
+      acked.set(r.seq, r.hash);
+    }
+    await cp(live, dir, { recursive: true, filter: (src) => !src.endsWith('/LOCK') });
+    await log.close();
+    const [segment] = (await readdir(dir)).filter((n) => n.startsWith('seg-'));
+    const crashed = await readFile(join(dir, segment!));
+    expect(withoutRunway(crashed).length).toBeLessThan(crashed.length);
+
+    const more = await runOnce(dir, 3, { NODSYNC: '1' });
+    expect(more.size).toBe(3);
+    const onDisk = await recordsIn(dir);
+    for (const [seq, hash] of [...acked, ...more]) expect(onDisk.get(seq), `acknowledged record ${seq}`).toBe(hash);
+    expect((await verifyAuditDir(dir, { trustedKeys: [key.verifierKey] })).problem).toBeUndefined();
+  }, 60_000);
 
   it('a new chain after a crash (another key) leaves the old chain cut to its records, and the whole log verifies', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tether-crash-'));

@@ -1,13 +1,13 @@
 // Shipping the signed log to a real HTTP collector on loopback that fails,
 // stalls, drops answers and restarts, while the shipper itself is restarted.
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { AuditEntry } from '../../../src/common/audit-record.ts';
-import { AuditOutbox, type BacklogState } from '../../../src/host/audit/audit-outbox.ts';
+import { AuditOutbox, readLinesFrom, type BacklogState } from '../../../src/host/audit/audit-outbox.ts';
 import { verifyAuditDir } from '../../../src/host/audit/audit-verifier.ts';
 import { HttpCollectorSink } from '../../../src/host/audit/http-collector-sink.ts';
 import { hmacPathTransform } from '../../../src/host/audit/path-hmac.ts';
@@ -168,5 +168,37 @@ describe('audit outbox', () => {
     expect(read.file.path).toBe(hmacPathTransform(hmacKey)('/w/src/file-0.ts'));
     // The shipping cursor lives next to the log, outside what the verifier checks.
     expect(JSON.parse(await readFile(join(dir, 'outbox', 'hec.json'), 'utf8'))).toMatchObject({ nextSeq: 5 });
+  });
+});
+
+describe('reading segment lines (readLinesFrom)', () => {
+  const lines = (...ls: string[]) => Buffer.from(ls.map((l) => `${l}\n`).join(''));
+  async function read(bytes: Buffer, opts: { size?: number; newest?: boolean } = {}) {
+    const dir = await mkdtemp(join(tmpdir(), 'tether-lines-'));
+    await writeFile(join(dir, 'seg'), bytes);
+    const h = await open(join(dir, 'seg'), 'r');
+    try {
+      const r = await readLinesFrom(h, 'seg', 0, opts.size ?? bytes.length, 100, opts.newest ?? true);
+      return { lines: r.lines.map((l) => l.toString()), end: r.end };
+    } finally {
+      await h.close();
+    }
+  }
+
+  it('stops at the runway of the newest segment, and at an incomplete last line', async () => {
+    const records = lines('{"a":1}', '{"b":2}');
+    expect(await read(Buffer.concat([records, Buffer.alloc(5000)]))).toEqual({ lines: ['{"a":1}', '{"b":2}'], end: records.length });
+    expect((await read(Buffer.concat([records, Buffer.from('{"c":')]))).lines).toEqual(['{"a":1}', '{"b":2}']);
+  });
+
+  it('ends where the file ends when it was cut after its size was taken (a runway cut by rotation or close)', async () => {
+    const records = lines('{"a":1}', '{"b":2}');
+    expect(await read(records, { size: records.length + 1024 * 1024 })).toEqual({ lines: ['{"a":1}', '{"b":2}'], end: records.length });
+  });
+
+  it('refuses a NUL with records after it, and any NUL in a segment that is not the newest', async () => {
+    const hole = Buffer.concat([lines('{"a":1}'), Buffer.alloc(8), lines('{"b":2}'), Buffer.alloc(100)]);
+    await expect(read(hole)).rejects.toThrow(/seg: a NUL byte at offset 8 among the records/);
+    await expect(read(Buffer.concat([lines('{"a":1}'), Buffer.alloc(100)]), { newest: false })).rejects.toThrow(/a NUL byte at offset 8/);
   });
 });

@@ -377,6 +377,37 @@ describe.runIf(process.platform === 'linux')('SignedAuditLog runway (Linux)', ()
   });
 });
 
+describe.runIf(process.platform === 'linux')('SignedAuditLog recovery of segments with no records', () => {
+  it('refuses, removing nothing, when the newest segment is all NULs but a checkpoint covered its records', async () => {
+    const dir = await tmp();
+    const ks = keyStore();
+    const a = await SignedAuditLog.open({ dir, keyStore: ks, segmentMaxBytes: 4096 });
+    for (let i = 0; i < 20; i++) await a.append({ type: 'session.start', session: `s${i}`, detail: { pad: 'x'.repeat(300) } });
+    await a.close();
+    const segs = await segments(dir);
+    const newest = join(dir, segs.at(-1)!);
+    await writeFile(newest, Buffer.alloc((await readFile(newest)).length));
+    await expect(SignedAuditLog.open({ dir, keyStore: ks })).rejects.toThrow(/damaged/);
+    expect(await segments(dir)).toEqual(segs);
+  });
+
+  it('keeps an all-NUL newest segment bigger than a runway (not what a crash leaves): no checkpoint covered it, so the log goes on in it', async () => {
+    const dir = await tmp();
+    const ks = keyStore();
+    const a = await SignedAuditLog.open({ dir, keyStore: ks });
+    await a.append({ type: 'session.start', session: 's' });
+    const next = a.status.nextSeq;
+    await a.close();
+    const big = `seg-0001-${String(next).padStart(12, '0')}.jsonl`;
+    await writeFile(join(dir, big), Buffer.alloc(2 * 1024 * 1024));
+    const b = await SignedAuditLog.open({ dir, keyStore: ks });
+    await b.append({ type: 'session.start', session: 't' });
+    await b.close();
+    expect(await segments(dir)).toContain(big);
+    expect((await verifyAuditDir(dir, { trustedKeys: [(await ks.loadSigningKey()).verifierKey] })).problem).toBeUndefined();
+  });
+});
+
 describe('SignedAuditLog deferred appends', () => {
   it('a deferred record rides the next commit: it is not durable before it, and both land in one batch', async () => {
     const dir = await tmp();
