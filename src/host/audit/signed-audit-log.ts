@@ -20,7 +20,9 @@
 // already on disk after its records, and a commit overwrites part of them in
 // place: a data write and a device flush, no journal. When less than a
 // quarter is left, another runway's worth is written in turn with the
-// commits (about every 1,500 records; ~2 ms on this project's CI disk). A
+// commits (about every 1,500 records; ~2 ms on this project's CI disk),
+// unless the last commit was big: then the load is throughput-bound, the
+// journal commit is shared by many records, and commits grow the file. A
 // segment is cut back to its records when it is closed or rotated; readers
 // take the records to end where the trailing NULs begin (log-layout.ts).
 // On open, anything after the last complete, correctly chained record of the
@@ -168,6 +170,8 @@ const SEGMENT_DSYNC = process.env['NODSYNC'] === undefined && process.platform =
 const SEGMENT_FLAGS = FS.O_WRONLY | FS.O_CREAT | (SEGMENT_DSYNC ? FS.O_DSYNC : 0);
 /** Pre-written NULs kept after the records where commits are O_DSYNC writes (see "Runway" above); less for small segments. */
 const RUNWAY_BYTES = SEGMENT_DSYNC ? 1024 * 1024 : 0;
+/** The runway is refilled only after a commit smaller than this (a latency-bound load). */
+const RUNWAY_SMALL_BATCH = 64 * 1024;
 
 const DEFAULTS = {
   commitInPlace: false,
@@ -191,6 +195,8 @@ export class SignedAuditLog implements AuditWriter {
   /** Reused for each batch's bytes (writes are serialised by `exclusive`). */
   private batch = new CanonicalJsonWriter(BATCH_BUFFER_START);
   private flushScheduled = false;
+  /** Bytes of the last commit. */
+  private lastBatchBytes = 0;
   private deferTimer: NodeJS.Timeout | undefined;
   private serial: Promise<unknown> = Promise.resolve();
   /** Operations started through exclusive() and not yet settled. */
@@ -382,7 +388,10 @@ export class SignedAuditLog implements AuditWriter {
     for (const w of written) batch[w.index]!.resolve(w.receipt);
     for (const w of written) this.didAppend.fire(w);
     if (this.sinceCheckpoint >= this.opts.checkpointEvery) await this.writeCheckpoint().catch(() => undefined);
-    if (this.segment && this.segment.size - this.segment.bytes < this.runwayLow) await this.extendRunway(this.segment);
+    // Under a heavy load (big batches) the journal's cost is shared by many records, and
+    // refilling the runway would write every byte twice: commits then grow the file.
+    const seg = this.segment;
+    if (seg && seg.size - seg.bytes < this.runwayLow && this.lastBatchBytes < RUNWAY_SMALL_BATCH) await this.extendRunway(seg);
   }
 
   /**
@@ -474,6 +483,7 @@ export class SignedAuditLog implements AuditWriter {
       for (const leaf of leaves) this.frontier.append(leaf);
       seg.bytes += bytes.length;
       seg.size = Math.max(seg.size, seg.bytes);
+      this.lastBatchBytes = bytes.length;
       seg.records += out.length;
       seg.firstRecordAt ??= now.getTime();
       this.seq = seq;

@@ -342,6 +342,23 @@ describe.runIf(process.platform === 'linux')('SignedAuditLog runway (Linux)', ()
     expect(nuls(await readFile(join(dir, segment!)))).toBe(0);
   });
 
+  it('refills the runway after a small commit, not after a big one (a throughput-bound load grows the file instead)', async () => {
+    const dir = await tmp();
+    const log = await SignedAuditLog.open({ dir, keyStore: keyStore(), segmentMaxBytes: 256 * 1024 });
+    await log.append(record(0));
+    const [segment] = await segments(dir);
+    const size = async () => (await readFile(join(dir, segment!))).length;
+    expect(await size()).toBe(256 * 1024);
+    // ~230 KB in one group commit: the runway drops under a quarter and is not refilled.
+    await Promise.all(Array.from({ length: 330 }, (_, i) => log.append(record(i + 1))));
+    const after = await readFile(join(dir, segment!));
+    expect(withoutRunway(after).length).toBeGreaterThan(192 * 1024);
+    expect(after.length).toBe(256 * 1024);
+    await log.append(record(331));
+    expect(await size()).toBe(512 * 1024);
+    await log.close();
+  });
+
   it('cuts the runway of a segment it rotates, so only the newest segment has one; a NUL in any other is damage', async () => {
     const dir = await tmp();
     const ks = keyStore();
