@@ -424,7 +424,7 @@ export class AuditOutbox {
     let seq = this.state.nextSeq;
     const segs = await this.segments();
     while (out.length < limit) {
-      const { lines, end } = await readLines(join(this.opts.dir, seg.file), offset, limit - out.length, seg.file === segs.at(-1)?.file);
+      const { lines, end, atNul } = await readLines(join(this.opts.dir, seg.file), offset, limit - out.length, seg.file === segs.at(-1)?.file);
       for (const raw of lines) {
         const record = JSON.parse(raw.toString('utf8')) as AuditRecord;
         if (record.seq !== seq) throw new Error(`${seg.file}: found seq ${record.seq} where ${seq} was expected; the log is damaged (run \`tether audit verify ${this.opts.dir}\`)`);
@@ -443,7 +443,9 @@ export class AuditOutbox {
         if (out.length >= limit) break;
       }
       if (out.length >= limit) break;
-      if (end > offset) break; // an incomplete line: not durable yet
+      // Every record up to `limit` is durable when the log is ours to ask: a NUL before them is damage.
+      if (atNul && this.opts.log) throw segmentDamage(seg.file, end);
+      if (end > offset || atNul) break; // an incomplete line or a commit still being written: not durable yet
       const next = segs.find((s) => s.chain > seg.chain || (s.chain === seg.chain && s.firstSeq > seg.firstSeq));
       if (!next || next.firstSeq !== seq) break;
       seg = next;
@@ -585,13 +587,21 @@ export class AuditOutbox {
   }
 }
 
+interface SegmentLines {
+  readonly lines: Buffer[];
+  /** How far the records go. */
+  readonly end: number;
+  /** They end at a NUL: the newest segment's runway, or where a commit being written has not landed yet. */
+  readonly atNul: boolean;
+}
+
 /** Up to `max` complete lines of a segment from `offset` (readLinesFrom); [] when the file is gone. */
-async function readLines(path: string, offset: number, max: number, newest: boolean): Promise<{ lines: Buffer[]; end: number }> {
+async function readLines(path: string, offset: number, max: number, newest: boolean): Promise<SegmentLines> {
   let h: FileHandle;
   try {
     h = await open(path, 'r');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { lines: [], end: offset };
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { lines: [], end: offset, atNul: false };
     throw e;
   }
   try {
@@ -603,13 +613,15 @@ async function readLines(path: string, offset: number, max: number, newest: bool
 
 /**
  * Up to `max` complete lines (without newlines) from `offset` of a segment
- * `size` bytes long when last seen; `end` is how far its records go. The
- * newest segment's records end where its runway (NULs) begins; a NUL with
- * anything but NULs after it, or in any other segment, throws. A file found
- * shorter than `size` (a runway cut by rotation or close meanwhile) ends there.
+ * `size` bytes long when last seen. In the newest segment the records end at
+ * the first NUL: its runway, or a commit being written (a read at the same
+ * time as a write can see part of it, then NULs). In any other segment a NUL
+ * is damage and throws. A file found shorter than `size` (a runway cut by
+ * rotation or close meanwhile) ends there.
  */
-export async function readLinesFrom(h: Pick<FileHandle, 'read'>, name: string, offset: number, size: number, max: number, newest: boolean): Promise<{ lines: Buffer[]; end: number }> {
+export async function readLinesFrom(h: Pick<FileHandle, 'read'>, name: string, offset: number, size: number, max: number, newest: boolean): Promise<SegmentLines> {
   let end = size;
+  let atNul = false;
   const lines: Buffer[] = [];
   let at = offset;
   let chunk = 64 * 1024;
@@ -619,11 +631,10 @@ export async function readLinesFrom(h: Pick<FileHandle, 'read'>, name: string, o
     if (bytesRead < buf.length) end = at + bytesRead;
     const nul = buf.subarray(0, bytesRead).indexOf(0);
     if (nul >= 0) {
-      if (!newest || !buf.subarray(nul, bytesRead).equals(Buffer.alloc(bytesRead - nul))) {
-        throw new Error(`${name}: a NUL byte at offset ${at + nul} among the records: a torn write that Tether has not recovered yet (it seals it when it next opens the log) or damage (run \`tether audit verify\`)`);
-      }
+      if (!newest) throw segmentDamage(name, at + nul);
       bytesRead = nul;
       end = at + nul;
+      atNul = true;
     }
     let start = 0;
     for (let nl = buf.indexOf(10); nl >= 0 && nl < bytesRead && lines.length < max; nl = buf.indexOf(10, start)) {
@@ -637,5 +648,9 @@ export async function readLinesFrom(h: Pick<FileHandle, 'read'>, name: string, o
     }
     at += start;
   }
-  return { lines, end };
+  return { lines, end, atNul };
+}
+
+function segmentDamage(name: string, offset: number): Error {
+  return new Error(`${name}: a NUL byte at offset ${offset} among records that are on disk: the log is damaged (run \`tether audit verify\`), or a crash left a torn write that Tether seals when it next opens the log`);
 }

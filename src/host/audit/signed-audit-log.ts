@@ -169,7 +169,8 @@ const SEGMENT_DSYNC = process.env['NODSYNC'] === undefined && process.platform =
 /** Writes are positional, at the records' end (over the runway, or over NULs a crash left), so no O_APPEND. */
 const SEGMENT_FLAGS = FS.O_WRONLY | FS.O_CREAT | (SEGMENT_DSYNC ? FS.O_DSYNC : 0);
 /** Pre-written NULs kept after the records where commits are O_DSYNC writes (see "Runway" above); less for small segments. */
-const RUNWAY_BYTES = SEGMENT_DSYNC ? 1024 * 1024 : 0;
+const MAX_RUNWAY_BYTES = 1024 * 1024;
+const RUNWAY_BYTES = SEGMENT_DSYNC ? MAX_RUNWAY_BYTES : 0;
 /** The runway is refilled only after a commit smaller than this (a latency-bound load). */
 const RUNWAY_SMALL_BATCH = 64 * 1024;
 
@@ -590,7 +591,7 @@ export class SignedAuditLog implements AuditWriter {
     // covers zeroed out are damage: then nothing is changed).
     const last = segments.at(-1);
     let unused: string | undefined;
-    if (last && (await holdsNoRecords(join(this.dir, last.file), this.runway))) {
+    if (last && (await holdsNoRecords(join(this.dir, last.file)))) {
       unused = last.file;
       segments = segments.slice(0, -1);
     }
@@ -618,6 +619,10 @@ export class SignedAuditLog implements AuditWriter {
     }
     const latest = ofChain.at(-1);
     const replay = await this.replayChain(chainSegments, latest, seals);
+    // A newer chain's checkpoint means the all-NUL segment was that chain's, with records it covered.
+    if (unused !== undefined && stored.length > 0 && stored.at(-1)!.body.origin !== start.origin) {
+      throw this.damaged(`${unused} holds nothing but NUL bytes, yet the latest checkpoint is of a chain (${stored.at(-1)!.body.origin}) whose records are not on disk`);
+    }
     await removeUnused();
 
     const signers = latest ? latest.signatures : [];
@@ -871,10 +876,18 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** Empty, or nothing but NULs and no bigger than a runway. */
-async function holdsNoRecords(path: string, runway: number): Promise<boolean> {
-  const bytes = await readFile(path);
-  return bytes.length <= runway && withoutRunway(bytes).length === 0;
+/** Empty, or nothing but NULs and no bigger than the largest runway any writer (of any platform or settings) makes. */
+async function holdsNoRecords(path: string): Promise<boolean> {
+  const h = await open(path, 'r');
+  try {
+    const size = (await h.stat()).size;
+    if (size > MAX_RUNWAY_BYTES) return false;
+    const bytes = Buffer.alloc(size);
+    await h.read(bytes, 0, size, 0);
+    return withoutRunway(bytes).length === 0;
+  } finally {
+    await h.close();
+  }
 }
 
 export interface SplitLine {

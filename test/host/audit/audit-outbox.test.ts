@@ -1,6 +1,6 @@
 // Shipping the signed log to a real HTTP collector on loopback that fails,
 // stalls, drops answers and restarts, while the shipper itself is restarted.
-import { mkdtemp, open, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -136,6 +136,27 @@ describe('audit outbox', () => {
     await collector.stop();
   });
 
+  it('stops with a damage error, shipping nothing past it, when durable records of the live log read as NULs', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tether-ship-nul-'));
+    const collector = new LoopbackCollector('t', [key.verifier()]);
+    await collector.start();
+    const log = await SignedAuditLog.open({ dir, keyStore: new StaticKeyStore(key) });
+    for (let i = 0; i < 10; i++) await log.append(entry(i));
+    const segment = (await readdir(dir)).find((f) => f.startsWith('seg-'))!;
+    const bytes = await readFile(join(dir, segment));
+    const sixth = bytes.indexOf('"seq":6,');
+    const from = bytes.lastIndexOf(10, sixth) + 1;
+    const h = await open(join(dir, segment), 'r+');
+    await h.write(Buffer.alloc(bytes.indexOf(10, sixth) - from), 0, bytes.indexOf(10, sixth) - from, from);
+    await h.close();
+    const outbox = await AuditOutbox.start({ dir, log, sink: new HttpCollectorSink({ url: collector.url, token: async () => 't', name: 'siem' }), retryInitialMs: 20, retryMaxMs: 50 });
+    await expect(outbox.drain(2000)).rejects.toThrow(new RegExp(`${segment}: a NUL byte at offset ${from} among records that are on disk`));
+    expect([...collector.seqs.keys()].every((seq) => seq < 6)).toBe(true);
+    await outbox.stop();
+    await log.close().catch(() => undefined);
+    await collector.stop();
+  });
+
   it('speaks Splunk HEC: newline-separated {"event"} objects with "Authorization: Splunk <token>"', async () => {
     const bodies: Array<{ auth: string | undefined; channel: string | undefined; key: string | undefined; body: string }> = [];
     const server = createServer((req, res) => {
@@ -179,7 +200,7 @@ describe('reading segment lines (readLinesFrom)', () => {
     const h = await open(join(dir, 'seg'), 'r');
     try {
       const r = await readLinesFrom(h, 'seg', 0, opts.size ?? bytes.length, 100, opts.newest ?? true);
-      return { lines: r.lines.map((l) => l.toString()), end: r.end };
+      return { lines: r.lines.map((l) => l.toString()), end: r.end, atNul: r.atNul };
     } finally {
       await h.close();
     }
@@ -187,18 +208,18 @@ describe('reading segment lines (readLinesFrom)', () => {
 
   it('stops at the runway of the newest segment, and at an incomplete last line', async () => {
     const records = lines('{"a":1}', '{"b":2}');
-    expect(await read(Buffer.concat([records, Buffer.alloc(5000)]))).toEqual({ lines: ['{"a":1}', '{"b":2}'], end: records.length });
+    expect(await read(Buffer.concat([records, Buffer.alloc(5000)]))).toEqual({ lines: ['{"a":1}', '{"b":2}'], end: records.length, atNul: true });
     expect((await read(Buffer.concat([records, Buffer.from('{"c":')]))).lines).toEqual(['{"a":1}', '{"b":2}']);
   });
 
   it('ends where the file ends when it was cut after its size was taken (a runway cut by rotation or close)', async () => {
     const records = lines('{"a":1}', '{"b":2}');
-    expect(await read(records, { size: records.length + 1024 * 1024 })).toEqual({ lines: ['{"a":1}', '{"b":2}'], end: records.length });
+    expect(await read(records, { size: records.length + 1024 * 1024 })).toEqual({ lines: ['{"a":1}', '{"b":2}'], end: records.length, atNul: false });
   });
 
-  it('refuses a NUL with records after it, and any NUL in a segment that is not the newest', async () => {
+  it('ends the newest segment at its first NUL (a commit being written can read as data, NULs, data), and refuses any NUL in another', async () => {
     const hole = Buffer.concat([lines('{"a":1}'), Buffer.alloc(8), lines('{"b":2}'), Buffer.alloc(100)]);
-    await expect(read(hole)).rejects.toThrow(/seg: a NUL byte at offset 8 among the records/);
-    await expect(read(Buffer.concat([lines('{"a":1}'), Buffer.alloc(100)]), { newest: false })).rejects.toThrow(/a NUL byte at offset 8/);
+    expect(await read(hole)).toEqual({ lines: ['{"a":1}'], end: 8, atNul: true });
+    await expect(read(Buffer.concat([lines('{"a":1}'), Buffer.alloc(100)]), { newest: false })).rejects.toThrow(/seg: a NUL byte at offset 8 among records that are on disk/);
   });
 });

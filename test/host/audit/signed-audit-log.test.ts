@@ -351,10 +351,12 @@ describe.runIf(process.platform === 'linux')('SignedAuditLog runway (Linux)', ()
     expect(await size()).toBe(256 * 1024);
     // ~230 KB in one group commit: the runway drops under a quarter and is not refilled.
     await Promise.all(Array.from({ length: 330 }, (_, i) => log.append(record(i + 1))));
+    await log.checkpoint();
     const after = await readFile(join(dir, segment!));
     expect(withoutRunway(after).length).toBeGreaterThan(192 * 1024);
     expect(after.length).toBe(256 * 1024);
     await log.append(record(331));
+    await log.checkpoint(); // runs after that commit's flush, refill included
     expect(await size()).toBe(512 * 1024);
     await log.close();
   });
@@ -405,6 +407,33 @@ describe.runIf(process.platform === 'linux')('SignedAuditLog recovery of segment
     const newest = join(dir, segs.at(-1)!);
     await writeFile(newest, Buffer.alloc((await readFile(newest)).length));
     await expect(SignedAuditLog.open({ dir, keyStore: ks })).rejects.toThrow(/damaged/);
+    expect(await segments(dir)).toEqual(segs);
+  });
+
+  it('removes a new log\'s first segment that a crash left as a whole runway, even when this writer makes smaller runways', async () => {
+    const dir = await tmp();
+    await writeFile(join(dir, 'seg-0001-000000000000.jsonl'), Buffer.alloc(1024 * 1024));
+    const ks = keyStore();
+    const log = await SignedAuditLog.open({ dir, keyStore: ks, segmentMaxBytes: 256 * 1024 });
+    await log.append({ type: 'session.start', session: 's' });
+    await log.close();
+    expect((await verifyAuditDir(dir, { trustedKeys: [(await ks.loadSigningKey()).verifierKey] })).problem).toBeUndefined();
+  });
+
+  it('refuses, removing nothing, when a newer chain\'s checkpointed first segment reads as NULs', async () => {
+    const dir = await tmp();
+    const a = await SignedAuditLog.open({ dir, keyStore: keyStore('tether-audit-one') });
+    await a.append({ type: 'session.start', session: 'a' });
+    await a.close();
+    const ksB = keyStore('tether-audit-two');
+    const b = await SignedAuditLog.open({ dir, keyStore: ksB });
+    for (let i = 0; i < 5; i++) await b.append({ type: 'session.start', session: `b${i}` });
+    await b.close();
+    const segs = await segments(dir);
+    const second = join(dir, segs.at(-1)!);
+    expect(segs.at(-1)).toMatch(/^seg-0002-/);
+    await writeFile(second, Buffer.alloc((await readFile(second)).length));
+    await expect(SignedAuditLog.open({ dir, keyStore: ksB })).rejects.toThrow(/damaged: seg-0002-\d+\.jsonl holds nothing but NUL bytes/);
     expect(await segments(dir)).toEqual(segs);
   });
 
