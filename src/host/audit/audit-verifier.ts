@@ -21,7 +21,7 @@ import { encodeBase64, keyIdHex, openNote, parseCheckpoint, parseNote, type Chec
 import { noteVerifier, type ParsedNoteVerifier } from '../keychain/note-key.ts';
 import { hexNodeHasher, leafHexOfBytes, sha256Hex, toHex } from './hashing.ts';
 import { headOf, scanRecordHead, type RecordHead } from './record-head.ts';
-import { CHECKPOINTS_FILE, KEYS_DIR, LOCK_FILE, OUTBOX_DIR, SEALED_DIR, parseCheckpointLine, parseSegmentFileName, sortSegments, withoutRunway, type CheckpointLine, type SegmentName } from './log-layout.ts';
+import { CHECKPOINTS_FILE, KEYS_DIR, LOCK_FILE, OUTBOX_DIR, SEALED_DIR, parseCheckpointLine, parseSegmentFileName, sortSegments, upToFirstNul, type CheckpointLine, type SegmentName } from './log-layout.ts';
 
 export interface AuditVerifyOptions {
   /** Verifier keys ("name+id+base64") trusted to sign checkpoints. */
@@ -563,9 +563,9 @@ export function classify(files: readonly AuditFile[]): { checkpoints: AuditFile 
     else others.push(f);
   }
   const order = sortSegments(segments.map((s) => s.name)).map((n) => segments.find((s) => s.name === n)!);
-  // The newest segment may end in its runway (NULs after the records); any other NUL is damage.
+  // The newest segment may end in its runway, or in a commit being written (upToFirstNul); any other NUL is damage.
   const last = order.at(-1);
-  if (last) order[order.length - 1] = { name: last.name, bytes: withoutRunway(last.bytes) };
+  if (last) order[order.length - 1] = { name: last.name, bytes: upToFirstNul(last.bytes) };
   return { checkpoints, segments: order, others };
 }
 

@@ -54,6 +54,18 @@ export function withoutRunway(bytes: Buffer): Buffer {
   return end === bytes.length ? bytes : bytes.subarray(0, end);
 }
 
+/**
+ * The newest segment's bytes as a reader beside a live writer should take
+ * them: up to the first NUL. A commit being written can read as data, NULs,
+ * more data; what lies past the first NUL is not yet written, a torn write
+ * recovery will seal, or damage, which a checkpoint covering records past it
+ * shows (the reader then finds them missing).
+ */
+export function upToFirstNul(bytes: Buffer): Buffer {
+  const nul = bytes.indexOf(0);
+  return nul < 0 ? bytes : bytes.subarray(0, nul);
+}
+
 export function sortSegments<T extends SegmentName>(segments: readonly T[]): T[] {
   return [...segments].sort((a, b) => a.chain - b.chain || a.firstSeq - b.firstSeq);
 }

@@ -361,6 +361,37 @@ describe.runIf(process.platform === 'linux')('SignedAuditLog runway (Linux)', ()
     await log.close();
   });
 
+  it('the verifier reads the newest segment up to its first NUL: a commit half landed is not called tampering, a zeroed covered record still fails', async () => {
+    const dir = await tmp();
+    const ks = keyStore();
+    const trustedKeys = [(await ks.loadSigningKey()).verifierKey];
+    const log = await SignedAuditLog.open({ dir, keyStore: ks });
+    for (let i = 0; i < 3; i++) await log.append(record(i));
+    await log.checkpoint();
+    for (let i = 3; i < 5; i++) await log.append(record(i));
+    const [segment] = await segments(dir);
+    const live = await readFile(join(dir, segment!));
+    await log.close();
+    const lineOf = (seq: number) => {
+      const at = live.indexOf(`"seq":${seq},`);
+      return { from: live.lastIndexOf(10, at) + 1, to: live.indexOf(10, at) };
+    };
+    // The last commit as a reader can see it mid-write: its start, NULs, its end.
+    const half = Buffer.from(live);
+    const last = lineOf(5);
+    half.fill(0, last.from + 20, last.to - 20);
+    await writeFile(join(dir, segment!), half);
+    const seen = await verifyAuditDir(dir, { trustedKeys });
+    expect(seen.problem?.reason).toMatch(/incomplete/);
+    expect(seen.problem?.reason).not.toMatch(/altered/);
+    // A record a checkpoint covers, zeroed.
+    const zeroed = Buffer.from(live);
+    const covered = lineOf(2);
+    zeroed.fill(0, covered.from, covered.to + 1);
+    await writeFile(join(dir, segment!), zeroed);
+    expect((await verifyAuditDir(dir, { trustedKeys })).ok).toBe(false);
+  });
+
   it('cuts the runway of a segment it rotates, so only the newest segment has one; a NUL in any other is damage', async () => {
     const dir = await tmp();
     const ks = keyStore();
