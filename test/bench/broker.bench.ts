@@ -18,6 +18,7 @@
 // the workspace (together: the floor without any disk at all);
 // BENCH_CPU_PROF=DIR writes CPU profiles of the measured run only: the host's
 // (host.cpuprofile) and the agent process's.
+import { closeSync, constants as FS, openSync, renameSync, writeSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { PerformanceObserver } from 'node:perf_hooks';
@@ -58,6 +59,36 @@ function pct(xs: number[], p: number): number {
 }
 const f = (ms: number) => `${ms.toFixed(3)} ms`;
 
+/**
+ * What the disks under the run cost by themselves (they vary a lot between
+ * machines, and on this project's CI VM between directories): creating a 4 KB
+ * file and renaming it into place in `ws`, and a 700-byte O_DSYNC overwrite in
+ * `audit`, 300 of each.
+ */
+function diskProbe(ws: string, audit: string): string {
+  const data = Buffer.alloc(4096, 120);
+  const create: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    const t = performance.now();
+    const fd = openSync(join(ws, `.probe-${i}.tmp`), 'wx');
+    writeSync(fd, data);
+    closeSync(fd);
+    renameSync(join(ws, `.probe-${i}.tmp`), join(ws, `.probe-${i}`));
+    create.push(performance.now() - t);
+  }
+  const sync: number[] = [];
+  const fd = openSync(join(audit, '.probe'), FS.O_RDWR | FS.O_CREAT | (process.platform === 'linux' ? FS.O_DSYNC : 0));
+  writeSync(fd, Buffer.alloc(300 * 700));
+  const rec = Buffer.alloc(700, 120);
+  for (let i = 0; i < 300; i++) {
+    const t = performance.now();
+    writeSync(fd, rec, 0, rec.length, i * 700);
+    sync.push(performance.now() - t);
+  }
+  closeSync(fd);
+  return `disks: creating a file in the workspace ${f(pct(create, 50))} / ${f(pct(create, 99))}, an O_DSYNC record write in the audit directory ${f(pct(sync, 50))} / ${f(pct(sync, 99))} (p50 / p99)`;
+}
+
 /** Milliseconds on CLOCK_MONOTONIC, as the replay agent reports them. */
 const toClock = Number(process.hrtime.bigint()) / 1e6 - performance.now();
 type Pause = [start: number, ms: number];
@@ -83,6 +114,10 @@ export default async function bench(): Promise<void> {
   await writeFile(userPolicy, '@id("bench-writes")\n@description("benchmark: writes in the workspace without asking")\npermit (principal, action == Tether::Action::"write", resource is Tether::File) when { resource.inWorkspace };\n');
   const policy = await CedarPolicyEngine.load({ userFiles: [userPolicy] });
   const auditDir = await mkdtemp(join(process.env['BENCH_AUDIT_DIR'] ?? tmpdir(), 'tether-bench-audit-'));
+  const probeDirs = [join(ws, '.probe'), join(auditDir, '.probe')] as const;
+  for (const d of probeDirs) await mkdir(d);
+  const probe = diskProbe(...probeDirs);
+  for (const d of probeDirs) await rm(d, { recursive: true });
   // The signed Merkle log sessions use (key given to the process: the keychain is not what is measured).
   // Commits as the headless CLI makes them (on the event loop's thread), or as
   // the desktop app does (libuv's thread pool) with BENCH_AUDIT_COMMIT=pool.
@@ -163,6 +198,7 @@ export default async function bench(): Promise<void> {
   const all = [...lat['read']!, ...lat['write']!, ...lat['list']!];
   console.log(`ops: ${READS} reads (4 KB), ${WRITES} writes (4 KB), ${LISTS} lists after ${WARMUP_OPS} warm-up ops on other files; agent process → ACP → validate → jail → Cedar → fsync'd audit → effect → audit → back`);
   console.log(`audit commits ${commitInPlace ? "on the event loop's thread, as the headless CLI makes them (BENCH_AUDIT_COMMIT=pool: on the thread pool, as the desktop app)" : "on libuv's thread pool, as the desktop app makes them"}`);
+  console.log(probe);
   console.log('kind    brokered p50 / p99          direct p50 / p99');
   for (const k of ['read', 'write', 'list']) {
     console.log(`${k.padEnd(7)} ${f(pct(lat[k]!, 50))} / ${f(pct(lat[k]!, 99))}      ${f(pct(direct[k]!, 50))} / ${f(pct(direct[k]!, 99))}`);
