@@ -224,19 +224,22 @@ export default async function bench(): Promise<void> {
   console.log(`the slowest 1% (${top.length} ops): ${top.filter((t) => t.first).length} first touches, ${top.filter((t) => t.kind === 'write').length} writes; positions ${top.slice(0, 12).map((t) => t.at).sort((a, b) => a - b).join(' ')}…`);
   console.log(`total: brokered ${totalMs.toFixed(0)} ms (${(all.length / (totalMs / 1000)).toFixed(0)} ops/s, wall ${wall.toFixed(0)} ms), direct ${directTotal.toFixed(0)} ms; ratio ${(totalMs / directTotal).toFixed(1)}×`);
   // Each op's round trip = the host's share + the rest (agent process, its SDK, two pipe hops).
-  if (inAt.length !== ops.length || outAt.length !== ops.length || steps.done.length !== ops.length) throw new Error(`timeline: ${inAt.length} requests in, ${outAt.length} responses out, ${steps.done.length} effects for ${ops.length} ops`);
+  // One request in flight at a time: the i-th of each list belongs to the i-th op, and each op's marks are in order.
+  const counts = [inAt.length, outAt.length, ...Object.values(steps).map((x) => x.length)];
+  if (counts.some((n) => n !== ops.length)) throw new Error(`timeline: ${counts.join(', ')} marks (requests in, responses out, ${Object.keys(steps).join(', ')}) for ${ops.length} ops`);
   const seen2: Record<string, number> = { read: 0, write: 0, list: 0 };
   const trips = ops.map((op, i) => {
     const ms = lat[op.kind]![seen2[op.kind]!++]!;
     const start = res._meta.starts[i]!; // monotonic clock
     const marks = [start - toClock, inAt[i]!, steps.decided[i]!, steps.submitted[i]!, steps.recorded[i]!, steps.ready[i]!, steps.done[i]!, outAt[i]!, start - toClock + ms];
+    if (marks.slice(2, -1).some((t, j) => t < marks[j + 1]!)) throw new Error(`timeline: the marks of op ${i} are out of order`);
     return { kind: op.kind, ms, host: outAt[i]! - inAt[i]!, start, legs: marks.slice(1).map((t, j) => t - marks[j]!) };
   });
   const host = trips.map((t) => t.host);
   const rest = trips.map((t) => t.ms - t.host);
   console.log(`host share (request bytes in → response out): p50 ${f(pct(host, 50))} / p99 ${f(pct(host, 99))}; the rest (agent process, SDKs, pipes): p50 ${f(pct(rest, 50))} / p99 ${f(pct(rest, 99))}`);
   // Each leg's p50 / p99 by kind, and its mean over the slowest 1% of all ops.
-  const LEGS = ['agent→host', 'validate+resolve+policy', 'audit record', 'commit wait', 'groundwork', 'effect', 'reply', 'host→agent'];
+  const LEGS = ['agent→host', 'validate+resolve+policy', 'audit record', 'commit wait', 'groundwork', 'effect', 'reply (after-hooks included)', 'host→agent'];
   const legRow = (label: string, ts: typeof trips, stat: (xs: number[]) => string) => console.log(`  ${label.padEnd(14)}${LEGS.map((l, j) => `${l} ${stat(ts.map((t) => t.legs[j]!))}`).join(' · ')}`);
   const p5099 = (xs: number[]) => `${pct(xs, 50).toFixed(3)}/${pct(xs, 99).toFixed(3)}`;
   console.log('where the time goes (ms, p50/p99; "audit record" includes its write when the commit is in place):');

@@ -50,9 +50,12 @@ describe('SignedAuditLog', () => {
     const dir = await tmp();
     const ks = keyStore();
     const log = await SignedAuditLog.open({ dir, keyStore: ks, commitInPlace: true });
+    await log.checkpoint(); // idle: the next append starts its commit at once
     const before = log.durableSeq;
     const inPlace = log.append({ type: 'session.start', session: 'in-place' });
     expect(log.durableSeq).toBe(before + 1); // written before append() returned
+    await inPlace;
+    await log.checkpoint();
     const overlapped = log.append({ type: 'session.start', session: 'overlap' }, { overlap: true });
     expect(log.durableSeq).toBe(before + 1); // on its way to the disk, not there yet
     expect((await overlapped).seq).toBe((await inPlace).seq + 1);
