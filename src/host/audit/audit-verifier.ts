@@ -229,24 +229,27 @@ export class AuditVerifier {
    * yet skips this; such checkpoints are then refused when the walk reaches them.)
    */
   scanForRotations(segments: readonly Buffer[]): void {
-    const candidates = new Set<string>();
+    this.candidates = new Set<string>();
+    for (const bytes of segments) this.scanSegmentForRotations(bytes);
+  }
+
+  /** scanForRotations one segment at a time (a caller that holds one in memory at a time): every segment, in any order, before loadCheckpoints. */
+  scanSegmentForRotations(bytes: Buffer): void {
+    const candidates = (this.candidates ??= new Set<string>());
     const marker = Buffer.from('"type":"log.key-rotation"');
-    for (const bytes of segments) {
-      for (let at = bytes.indexOf(marker); at >= 0; at = bytes.indexOf(marker, at + 1)) {
-        const start = bytes.lastIndexOf(10, at) + 1;
-        const end = bytes.indexOf(10, at);
-        try {
-          const next = (JSON.parse(bytes.toString('utf8', start, end < 0 ? bytes.length : end)) as AuditRecord).detail?.next;
-          if (typeof next === 'string') {
-            const v = noteVerifier(next);
-            candidates.add(keyRef(v.name, v.keyId));
-          }
-        } catch {
-          // a damaged record: the walk reports it
+    for (let at = bytes.indexOf(marker); at >= 0; at = bytes.indexOf(marker, at + 1)) {
+      const start = bytes.lastIndexOf(10, at) + 1;
+      const end = bytes.indexOf(10, at);
+      try {
+        const next = (JSON.parse(bytes.toString('utf8', start, end < 0 ? bytes.length : end)) as AuditRecord).detail?.next;
+        if (typeof next === 'string') {
+          const v = noteVerifier(next);
+          candidates.add(keyRef(v.name, v.keyId));
         }
+      } catch {
+        // a damaged record: the walk reports it
       }
     }
-    this.candidates = candidates;
   }
 
   /** The out-of-band checkpoint from the options, if any (before or after loadCheckpoints). */
@@ -553,20 +556,29 @@ function runVerifier(v: AuditVerifier, files: readonly AuditFile[]): AuditVerify
 }
 
 export function classify(files: readonly AuditFile[]): { checkpoints: AuditFile | undefined; segments: Array<{ name: SegmentName; bytes: Buffer }>; others: AuditFile[] } {
-  let checkpoints: AuditFile | undefined;
-  const segments: Array<{ name: SegmentName; bytes: Buffer }> = [];
-  const others: AuditFile[] = [];
-  for (const f of files) {
-    const seg = parseSegmentFileName(f.name);
-    if (seg) segments.push({ name: seg, bytes: f.bytes });
-    else if (f.name === CHECKPOINTS_FILE) checkpoints = f;
-    else others.push(f);
+  const byName = new Map(files.map((f) => [f.name, f]));
+  const names = classifyNames(files.map((f) => f.name));
+  const segments = names.segments.map((name, i) => ({ name, bytes: segmentBytes(byName.get(name.file)!.bytes, i === names.segments.length - 1) }));
+  return { checkpoints: names.checkpoints !== undefined ? byName.get(names.checkpoints) : undefined, segments, others: names.others.map((n) => byName.get(n)!) };
+}
+
+/** Which of a log's files (names relative to its directory) are segments, in order, which is checkpoints.jsonl, and the rest. */
+function classifyNames(names: readonly string[]): { checkpoints: string | undefined; segments: SegmentName[]; others: string[] } {
+  let checkpoints: string | undefined;
+  const segments: SegmentName[] = [];
+  const others: string[] = [];
+  for (const name of names) {
+    const seg = parseSegmentFileName(name);
+    if (seg) segments.push(seg);
+    else if (name === CHECKPOINTS_FILE) checkpoints = name;
+    else others.push(name);
   }
-  const order = sortSegments(segments.map((s) => s.name)).map((n) => segments.find((s) => s.name === n)!);
-  // The newest segment may end in its runway, or in a commit being written (upToFirstNul); any other NUL is damage.
-  const last = order.at(-1);
-  if (last) order[order.length - 1] = { name: last.name, bytes: upToFirstNul(last.bytes) };
-  return { checkpoints, segments: order, others };
+  return { checkpoints, segments: sortSegments(segments), others };
+}
+
+/** The newest segment may end in its runway, or in a commit being written (upToFirstNul); any other NUL is damage. */
+function segmentBytes(bytes: Buffer, newest: boolean): Buffer {
+  return newest ? upToFirstNul(bytes) : bytes;
 }
 
 /**
@@ -583,25 +595,49 @@ export function runVerifierSteps(v: AuditVerifier, steps: (v: AuditVerifier) => 
   }
 }
 
-export async function readAuditDir(dir: string): Promise<AuditFile[]> {
-  const out: AuditFile[] = [];
+/** The names of a log directory's files, relative to it, with '/' between folders. */
+async function auditDirNames(dir: string): Promise<string[]> {
+  const out: string[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
     if (!entry.isFile()) continue;
     const full = join(entry.parentPath, entry.name);
-    const name = full.slice(dir.length).replace(/^[/\\]+/, '').split(/[/\\]/).join('/');
-    out.push({ name, bytes: await readFile(full) });
+    out.push(full.slice(dir.length).replace(/^[/\\]+/, '').split(/[/\\]/).join('/'));
   }
   return out;
 }
 
+export async function readAuditDir(dir: string): Promise<AuditFile[]> {
+  return Promise.all((await auditDirNames(dir)).map(async (name) => ({ name, bytes: await readFile(join(dir, name)) })));
+}
+
+/**
+ * Verifies a log directory holding one segment in memory at a time (a log
+ * grows for years; the segments are read twice: first for key rotations,
+ * then for the walk). Same phases and verdicts as verifyAuditFiles.
+ */
 export async function verifyAuditDir(dir: string, opts: AuditVerifyOptions): Promise<AuditVerifyReport> {
-  let files: AuditFile[];
+  const unreadable = (e: unknown): AuditVerifyReport => ({ ok: false, records: 0, checkpoints: 0, chains: [], problem: { file: dir, reason: `cannot read the log directory: ${(e as Error).message}` }, warnings: [], keysUsed: [] });
+  let names: ReturnType<typeof classifyNames>;
   try {
-    files = await readAuditDir(dir);
+    names = classifyNames(await auditDirNames(dir));
   } catch (e) {
-    return { ok: false, records: 0, checkpoints: 0, chains: [], problem: { file: dir, reason: `cannot read the log directory: ${(e as Error).message}` }, warnings: [], keysUsed: [] };
+    return unreadable(e);
   }
-  return verifyAuditFiles(files, opts);
+  const read = (name: string) => readFile(join(dir, name));
+  const segment = async (i: number) => segmentBytes(await read(names.segments[i]!.file), i === names.segments.length - 1);
+  const v = new AuditVerifier(opts);
+  try {
+    v.loadTrustedCheckpoint();
+    v.scanForRotations([]);
+    for (let i = 0; i < names.segments.length; i++) v.scanSegmentForRotations(await segment(i));
+    v.loadCheckpoints(names.checkpoints !== undefined ? await read(names.checkpoints) : undefined);
+    for (let i = 0; i < names.segments.length; i++) v.addSegment(names.segments[i]!, await segment(i));
+    return v.finish(await Promise.all(names.others.map(async (name) => ({ name, bytes: await read(name) }))));
+  } catch (e) {
+    if (e instanceof VerifyFailure) return v.report(e.problem);
+    if (typeof (e as NodeJS.ErrnoException).code === 'string') return unreadable(e);
+    throw e;
+  }
 }
 
 function notTrustedReason(where: string, size: number, signatures: readonly NoteSignature[], retired: boolean): string {

@@ -5,9 +5,9 @@
 // Speed: the byte flips resume a cloned verifier after the untouched prefix
 // (the files before the flipped one), which is exactly the state a full run
 // reaches there; a sample of flips is re-run from scratch to check that.
-import { mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEntry, AuditRecord } from '../../../src/common/audit-record.ts';
 import { canonicalJson } from '../../../src/common/canonical-json.ts';
@@ -17,6 +17,7 @@ import {
   classify,
   readAuditDir,
   runVerifierSteps,
+  verifyAuditDir,
   verifyAuditFiles,
   type AuditFile,
   type AuditVerifyOptions,
@@ -277,6 +278,34 @@ describe('audit tamper suite (1,000 records)', () => {
     const target = renamed ?? names[1]!;
     expect(verifyAuditFiles(replace(files, target, foreign.bytes), opts).ok).toBe(false);
   }, 30_000);
+
+  it('verifies a directory one segment at a time with the same verdicts as verifyAuditFiles over the same files', async () => {
+    const segs = segmentNames(files);
+    const bytesOf = (name: string) => fileNamed(files, name).bytes;
+    const flipped = Buffer.from(bytesOf(segs[5]!));
+    flipped[40] = flipped[40]! ^ 1;
+    const cases: Array<[string, AuditFile[]]> = [
+      ['untouched', files],
+      ['a middle segment deleted', files.filter((f) => f.name !== segs[5])],
+      ['a byte changed in a middle segment', replace(files, segs[5]!, flipped)],
+      ['the last checkpoint cut short', replace(files, CHECKPOINTS_FILE, bytesOf(CHECKPOINTS_FILE).subarray(0, -10))],
+      ['two segments swapped', replace(replace(files, segs[3]!, bytesOf(segs[4]!)), segs[4]!, bytesOf(segs[3]!))],
+      ['NULs after an older segment', replace(files, segs[2]!, Buffer.concat([bytesOf(segs[2]!), Buffer.alloc(50)]))],
+      ['the newest segment with its runway', replace(files, segs.at(-1)!, Buffer.concat([bytesOf(segs.at(-1)!), Buffer.alloc(4096)]))],
+    ];
+    const verdicts: boolean[] = [];
+    for (const [what, variant] of cases) {
+      const dir = await mkdtemp(join(tmpdir(), 'tether-tamper-dir-'));
+      for (const f of variant) {
+        await mkdir(dirname(join(dir, f.name)), { recursive: true });
+        await writeFile(join(dir, f.name), f.bytes);
+      }
+      const report = await verifyAuditDir(dir, opts);
+      expect(report, what).toEqual(verifyAuditFiles(variant, opts));
+      verdicts.push(report.ok);
+    }
+    expect(verdicts).toEqual([true, false, false, false, false, false, true]);
+  });
 
   it('detects forged checkpoints: re-signed by another key, altered root, added beyond the log, or a whole log forged', async () => {
     const cpFile = fileNamed(files, CHECKPOINTS_FILE);
