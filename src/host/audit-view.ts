@@ -9,7 +9,7 @@
 
 import type { AuditRecord } from '../common/audit-record.ts';
 import type { AuditVerification } from '../common/ipc-contract.ts';
-import { readAuditRecords } from './audit/read-records.ts';
+import { readLastAuditRecords } from './audit/read-records.ts';
 import { verifyAuditDir } from './audit/audit-verifier.ts';
 
 export interface AuditView {
@@ -42,7 +42,7 @@ export class SignedAuditView implements AuditView {
   }
 
   async read(limit: number): Promise<AuditRecord[]> {
-    return (await readAuditRecords(this.dir)).slice(-limit);
+    return readLastAuditRecords(this.dir, limit);
   }
 
   async verify(): Promise<AuditVerification> {

@@ -6,21 +6,41 @@ import { join } from 'node:path';
 import type { AuditRecord } from '../../common/audit-record.ts';
 import { parseSegmentFileName, sortSegments, withoutRunway, type SegmentName } from './log-layout.ts';
 
-export async function readAuditRecords(dir: string, filter?: (r: AuditRecord) => boolean): Promise<AuditRecord[]> {
-  const segments = sortSegments((await readdir(dir)).map(parseSegmentFileName).filter((s): s is SegmentName => s !== undefined));
+async function segmentsOf(dir: string): Promise<SegmentName[]> {
+  return sortSegments((await readdir(dir)).map(parseSegmentFileName).filter((s): s is SegmentName => s !== undefined));
+}
+
+/** One segment's records that parse and pass `filter`, in order (a torn tail is skipped: the writer seals it on its next open). */
+async function recordsOf(dir: string, s: SegmentName, filter?: (r: AuditRecord) => boolean): Promise<AuditRecord[]> {
   const out: AuditRecord[] = [];
-  for (const s of segments) {
-    const text = withoutRunway(await readFile(join(dir, s.file))).toString('utf8');
-    for (const line of text.split('\n')) {
-      if (line === '') continue;
-      let rec: AuditRecord;
-      try {
-        rec = JSON.parse(line) as AuditRecord;
-      } catch {
-        continue; // a torn tail; the writer seals it on its next open
-      }
-      if (!filter || filter(rec)) out.push(rec);
+  for (const line of withoutRunway(await readFile(join(dir, s.file))).toString('utf8').split('\n')) {
+    if (line === '') continue;
+    let rec: AuditRecord;
+    try {
+      rec = JSON.parse(line) as AuditRecord;
+    } catch {
+      continue;
     }
+    if (!filter || filter(rec)) out.push(rec);
   }
   return out;
+}
+
+export async function readAuditRecords(dir: string, filter?: (r: AuditRecord) => boolean): Promise<AuditRecord[]> {
+  const out: AuditRecord[] = [];
+  for (const s of await segmentsOf(dir)) out.push(...(await recordsOf(dir, s, filter)));
+  return out;
+}
+
+/** The last `limit` records, reading segments from the newest back only as far as it takes (a log grows for years). */
+export async function readLastAuditRecords(dir: string, limit: number): Promise<AuditRecord[]> {
+  const parts: AuditRecord[][] = [];
+  let count = 0;
+  const segments = await segmentsOf(dir);
+  for (let i = segments.length - 1; i >= 0 && count < limit; i--) {
+    const records = await recordsOf(dir, segments[i]!);
+    parts.unshift(records);
+    count += records.length;
+  }
+  return parts.flat().slice(-limit);
 }

@@ -11,7 +11,7 @@ import { openNote, parseCheckpoint } from '../../../src/common/signed-note.ts';
 import { verifyAuditDir } from '../../../src/host/audit/audit-verifier.ts';
 import { leafHashOfLine, merkleHasher } from '../../../src/host/audit/hashing.ts';
 import { CHECKPOINTS_FILE, parseCheckpointLine, withoutRunway } from '../../../src/host/audit/log-layout.ts';
-import { readAuditRecords } from '../../../src/host/audit/read-records.ts';
+import { readAuditRecords, readLastAuditRecords } from '../../../src/host/audit/read-records.ts';
 import { SignedAuditLog } from '../../../src/host/audit/signed-audit-log.ts';
 import { NoteSigningKey } from '../../../src/host/keychain/note-key.ts';
 import { StaticKeyStore } from '../../../src/host/keychain/static-key-store.ts';
@@ -112,6 +112,17 @@ describe('SignedAuditLog', () => {
     const report = await verifyAuditDir(dir, { pubkeys: [key.verifierKey] });
     expect(report.problem).toBeUndefined();
     expect(report.records).toBe(201);
+  });
+
+  it('reads the last N records from the newest segments back, as the whole log read would end', async () => {
+    const dir = await tmp();
+    const log = await SignedAuditLog.open({ dir, keyStore: keyStore(), segmentMaxBytes: 2000 });
+    for (let i = 0; i < 100; i++) await log.append({ type: 'session.start', session: `s${i}` });
+    expect((await segments(dir)).length).toBeGreaterThan(5);
+    const all = await readAuditRecords(dir);
+    for (const n of [1, 7, 25, all.length, all.length + 10]) expect(await readLastAuditRecords(dir, n), `last ${n}`).toEqual(all.slice(-n));
+    expect(await readLastAuditRecords(dir, 0)).toEqual([]);
+    await log.close();
   });
 
   it('writes a checkpoint every N records and one per segment it closes', async () => {
