@@ -15,6 +15,11 @@ export interface AgentExit {
   readonly signal: string | null;
 }
 
+/** "was killed by SIGKILL", "exited with code 1": how the agent process ended, for messages. */
+export function describeAgentExit(exit: AgentExit): string {
+  return exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+}
+
 export interface AgentProcess {
   readonly stream: Stream;
   readonly exited: Promise<AgentExit>;

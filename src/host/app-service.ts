@@ -31,6 +31,7 @@ import {
   type Disclosure, type EventName, type GrantView, type OutcomeView, type PayloadOf, type ProviderOption, type RequestView, type RuleInfo,
   type SessionStatus, type Snapshot, type TerminalOutput, type CheckpointView, type RestoreResultView,
 } from '../common/ipc-contract.ts';
+import { describeAgentExit } from './agent-starter.ts';
 import type { OutboxMetrics } from './audit/audit-outbox.ts';
 import type { AuditView } from './audit-view.ts';
 import { RequestDenied, type Broker, type DecisionEvent, type OutcomeEvent } from './broker.ts';
@@ -447,13 +448,12 @@ export class AppService implements ApiHandlers {
 
   private async onAgentCrash(a: Active, exit: { code: number | null; signal: string | null }): Promise<void> {
     a.closing = true;
-    const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
     this.consent.denyAll('the agent process died');
     a.session.broker.halt('the agent process died');
     // The session has written the agent.exit record; the audit view picks it up.
     this.emit('auditAppended', { seq: 0 });
     await this.closeActive();
-    this.scheduleRestart(a.params, `The agent process ${how} unexpectedly.`, exit);
+    this.scheduleRestart(a.params, `The agent process ${describeAgentExit(exit)} unexpectedly.`, exit);
   }
 
   /** Counts a crash (or a failed restart) and starts a fresh session after the backoff, or gives up. */

@@ -230,7 +230,7 @@ export class Broker {
     const step = brokerSteps.hasSubscribers ? (s: BrokerStep['step']) => brokerSteps.publish({ request: request.id, step: s, at: performance.now() } satisfies BrokerStep) : undefined;
     const decision = await this.decide(request, options);
     step?.('decided');
-    const recorded = this.record(request, decision, undefined, decision.allowed && options.overlapCommit === true);
+    const recorded = this.record(request, decision, { overlap: decision.allowed && options.overlapCommit === true });
     step?.('submitted');
     const started = performance.now();
     // Invariant 6: the checkpoint hook and the effect's groundwork overlap the commit.
@@ -525,7 +525,7 @@ export class Broker {
     }
   }
 
-  private record(request: CapabilityRequest, decision: FinalDecision, extra?: { readonly sandbox?: Readonly<Record<string, unknown>>; readonly detail?: Readonly<Record<string, unknown>> }, overlap = false) {
+  private record(request: CapabilityRequest, decision: FinalDecision, extra?: { readonly sandbox?: Readonly<Record<string, unknown>>; readonly detail?: Readonly<Record<string, unknown>>; readonly overlap?: boolean }) {
     return this.opts.audit.append({
       type: 'decision',
       session: request.sessionId,
@@ -543,7 +543,7 @@ export class Broker {
         ...(decision.answer ? { answer: decision.answer } : {}),
         ...(decision.grantId ? { grantId: decision.grantId } : {}),
       },
-    }, overlap ? { overlap } : undefined);
+    }, extra?.overlap ? { overlap: true } : undefined);
   }
 
   /** Appends the outcome (once it is known, for an effect still becoming durable) without waiting for its fsync. */

@@ -13,7 +13,7 @@ import type { CapabilityRequest } from '../common/capability.ts';
 import type { EgressRequestInfo } from './egress/gateway.ts';
 import { createAcpHost } from './acp-host.ts';
 import type { AgentExit, AgentProcess, AgentStarter } from './agent-starter.ts';
-import { ForkAgentStarter } from './agent-starter.ts';
+import { describeAgentExit, ForkAgentStarter } from './agent-starter.ts';
 import type { AuditWriter } from './audit/audit-writer.ts';
 import { Broker } from './broker.ts';
 import { GrantStore, type ConsentPort } from './consent.ts';
@@ -228,8 +228,7 @@ export class TetherSession {
   async prompt(task: string, trace: TraceContext = newTrace()): Promise<PromptResult> {
     if (this.closed) throw new SessionError('the session is closed');
     if (this.agentExit) {
-      const how = this.agentExit.signal ? `was killed by ${this.agentExit.signal}` : `exited with code ${this.agentExit.code}`;
-      throw new SessionError(`the agent process ${how}; start a new session`);
+      throw new SessionError(`the agent process ${describeAgentExit(this.agentExit)}; start a new session`);
     }
     this.broker.resume();
     this.checkpoints?.hooks.beginTurn();

@@ -11,7 +11,7 @@ import type { CapabilityRequest } from '../../src/common/capability.ts';
 import { newTrace } from '../../src/common/trace.ts';
 import type { AppendOptions, AuditReceipt, AuditWriter } from '../../src/host/audit/audit-writer.ts';
 import { JsonlAuditWriter } from '../../src/host/audit/jsonl-audit-writer.ts';
-import { Broker, RequestDenied, type EffectHooks } from '../../src/host/broker.ts';
+import { Broker, RequestDenied, type EffectHooks, type ExecuteOptions } from '../../src/host/broker.ts';
 import { FixedConsent, GrantStore, type ConsentPort } from '../../src/host/consent.ts';
 import { CedarPolicyEngine } from '../../src/host/policy/cedar-policy-engine.ts';
 import { WorkspaceJail } from '../../src/host/workspace-jail.ts';
@@ -92,6 +92,19 @@ describe('Broker: groundwork overlaps the decision commit, nothing is released b
     target: await jail.resolve(p, { intent: 'read' }),
   });
 
+  /** A read whose groundwork stages 'staged' (discarded into `discarded`) and whose effect notes 'effect' in `calls`. */
+  const staged = (discarded: string[]): ExecuteOptions<string, string> => ({
+    preview: async () => ({ kind: 'read', path: 'a.txt' }) as never,
+    prepare: async () => 'staged',
+    discard: async (p) => {
+      discarded.push(p);
+    },
+    effect: async () => {
+      calls.push('effect');
+      return { result: 'x' };
+    },
+  });
+
   it('runs the hook and prepare while the decision is being committed, and the effect only after it is durable', async () => {
     const pending = broker.execute(await read('a.txt'), {
       preview: async () => ({ kind: 'read', path: 'a.txt' }) as never,
@@ -119,17 +132,7 @@ describe('Broker: groundwork overlaps the decision commit, nothing is released b
 
   it('discards what was prepared, and runs no effect, when the decision record cannot be written', async () => {
     const discarded: string[] = [];
-    const pending = broker.execute(await read('a.txt'), {
-      preview: async () => ({ kind: 'read', path: 'a.txt' }) as never,
-      prepare: async () => 'staged',
-      discard: async (p) => {
-        discarded.push(p);
-      },
-      effect: async () => {
-        calls.push('effect');
-        return { result: 'x' };
-      },
-    });
+    const pending = broker.execute(await read('a.txt'), staged(discarded));
     await tick();
     audit.fail(new Error('disk full'));
     await expect(pending).rejects.toThrow('disk full');
@@ -190,24 +193,13 @@ describe('Broker: groundwork overlaps the decision commit, nothing is released b
 
   it('starts no effect when stopped after the decision but before the effect, and records why', async () => {
     const discarded: string[] = [];
-    let ran = false;
-    const pending = broker.execute(await read('a.txt'), {
-      preview: async () => ({ kind: 'read', path: 'a.txt' }) as never,
-      prepare: async () => 'staged',
-      discard: async (p) => {
-        discarded.push(p);
-      },
-      effect: async () => {
-        ran = true;
-        return { result: 'x' };
-      },
-    });
+    const pending = broker.execute(await read('a.txt'), staged(discarded));
     await tick();
     broker.halt('stopped by the user');
     audit.open();
     await expect(pending).rejects.toMatchObject({ data: { decidedBy: 'kill-switch', reason: 'stopped by the user (before the effect started)' } });
     await broker.settled();
-    expect(ran).toBe(false);
+    expect(calls).not.toContain('effect');
     expect(discarded).toEqual(['staged']);
     expect(audit.entries.map((e) => [e.type, e.decision?.allowed, e.outcome?.ok])).toEqual([['decision', true, undefined], ['outcome', undefined, false]]);
   });

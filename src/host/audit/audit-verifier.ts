@@ -21,7 +21,7 @@ import { encodeBase64, keyIdHex, openNote, parseCheckpoint, parseNote, type Chec
 import { noteVerifier, type ParsedNoteVerifier } from '../keychain/note-key.ts';
 import { hexNodeHasher, leafHexOfBytes, sha256Hex, toHex } from './hashing.ts';
 import { headOf, scanRecordHead, type RecordHead } from './record-head.ts';
-import { CHECKPOINTS_FILE, KEYS_DIR, LOCK_FILE, OUTBOX_DIR, SEALED_DIR, parseCheckpointLine, parseSegmentFileName, sortSegments, upToFirstNul, type CheckpointLine, type SegmentName } from './log-layout.ts';
+import { CHECKPOINTS_FILE, KEYS_DIR, LOCK_FILE, OUTBOX_DIR, SEALED_DIR, parseCheckpointLine, parseSegmentFileName, segmentRecordBytes, sortSegments, type CheckpointLine, type SegmentName } from './log-layout.ts';
 
 export interface AuditVerifyOptions {
   /** Verifier keys ("name+id+base64") trusted to sign checkpoints. */
@@ -558,7 +558,7 @@ function runVerifier(v: AuditVerifier, files: readonly AuditFile[]): AuditVerify
 export function classify(files: readonly AuditFile[]): { checkpoints: AuditFile | undefined; segments: Array<{ name: SegmentName; bytes: Buffer }>; others: AuditFile[] } {
   const byName = new Map(files.map((f) => [f.name, f]));
   const names = classifyNames(files.map((f) => f.name));
-  const segments = names.segments.map((name, i) => ({ name, bytes: segmentBytes(byName.get(name.file)!.bytes, i === names.segments.length - 1) }));
+  const segments = names.segments.map((name, i) => ({ name, bytes: segmentRecordBytes(byName.get(name.file)!.bytes, i === names.segments.length - 1) }));
   return { checkpoints: names.checkpoints !== undefined ? byName.get(names.checkpoints) : undefined, segments, others: names.others.map((n) => byName.get(n)!) };
 }
 
@@ -574,11 +574,6 @@ function classifyNames(names: readonly string[]): { checkpoints: string | undefi
     else others.push(name);
   }
   return { checkpoints, segments: sortSegments(segments), others };
-}
-
-/** The newest segment may end in its runway, or in a commit being written (upToFirstNul); any other NUL is damage. */
-function segmentBytes(bytes: Buffer, newest: boolean): Buffer {
-  return newest ? upToFirstNul(bytes) : bytes;
 }
 
 /**
@@ -624,7 +619,7 @@ export async function verifyAuditDir(dir: string, opts: AuditVerifyOptions): Pro
     return unreadable(e);
   }
   const read = (name: string) => readFile(join(dir, name));
-  const segment = async (i: number) => segmentBytes(await read(names.segments[i]!.file), i === names.segments.length - 1);
+  const segment = async (i: number) => segmentRecordBytes(await read(names.segments[i]!.file), i === names.segments.length - 1);
   const v = new AuditVerifier(opts);
   try {
     v.loadTrustedCheckpoint();

@@ -55,14 +55,14 @@ export function withoutRunway(bytes: Buffer): Buffer {
 }
 
 /**
- * The newest segment's bytes as a reader beside a live writer should take
- * them: up to the first NUL. A commit being written can read as data, NULs,
- * more data; what lies past the first NUL is not yet written, a torn write
- * recovery will seal, or damage, which a checkpoint covering records past it
- * shows (the reader then finds them missing).
+ * A segment's bytes as readers take them. The newest up to its first NUL: a
+ * commit being written can read as data, NULs, more data, and what lies past
+ * the first NUL is not yet written, a torn write recovery will seal, or
+ * damage, which a checkpoint covering records past it shows (the reader then
+ * finds them missing). Any other segment whole: a NUL in it is damage.
  */
-export function upToFirstNul(bytes: Buffer): Buffer {
-  const nul = bytes.indexOf(0);
+export function segmentRecordBytes(bytes: Buffer, newest: boolean): Buffer {
+  const nul = newest ? bytes.indexOf(0) : -1;
   return nul < 0 ? bytes : bytes.subarray(0, nul);
 }
 

@@ -4,16 +4,16 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AuditRecord } from '../../common/audit-record.ts';
-import { parseSegmentFileName, sortSegments, withoutRunway, type SegmentName } from './log-layout.ts';
+import { parseSegmentFileName, segmentRecordBytes, sortSegments, type SegmentName } from './log-layout.ts';
 
 async function segmentsOf(dir: string): Promise<SegmentName[]> {
   return sortSegments((await readdir(dir)).map(parseSegmentFileName).filter((s): s is SegmentName => s !== undefined));
 }
 
 /** One segment's records that parse and pass `filter`, in order (a torn tail is skipped: the writer seals it on its next open). */
-async function recordsOf(dir: string, s: SegmentName, filter?: (r: AuditRecord) => boolean): Promise<AuditRecord[]> {
+async function recordsOf(dir: string, s: SegmentName, newest: boolean, filter?: (r: AuditRecord) => boolean): Promise<AuditRecord[]> {
   const out: AuditRecord[] = [];
-  for (const line of withoutRunway(await readFile(join(dir, s.file))).toString('utf8').split('\n')) {
+  for (const line of segmentRecordBytes(await readFile(join(dir, s.file)), newest).toString('utf8').split('\n')) {
     if (line === '') continue;
     let rec: AuditRecord;
     try {
@@ -28,7 +28,8 @@ async function recordsOf(dir: string, s: SegmentName, filter?: (r: AuditRecord) 
 
 export async function readAuditRecords(dir: string, filter?: (r: AuditRecord) => boolean): Promise<AuditRecord[]> {
   const out: AuditRecord[] = [];
-  for (const s of await segmentsOf(dir)) out.push(...(await recordsOf(dir, s, filter)));
+  const segments = await segmentsOf(dir);
+  for (const s of segments) out.push(...(await recordsOf(dir, s, s === segments.at(-1), filter)));
   return out;
 }
 
@@ -38,7 +39,7 @@ export async function readLastAuditRecords(dir: string, limit: number): Promise<
   let count = 0;
   const segments = await segmentsOf(dir);
   for (let i = segments.length - 1; i >= 0 && count < limit; i--) {
-    const records = await recordsOf(dir, segments[i]!);
+    const records = await recordsOf(dir, segments[i]!, i === segments.length - 1);
     parts.unshift(records);
     count += records.length;
   }
