@@ -18,15 +18,15 @@
 // the workspace (together: the floor without any disk at all);
 // BENCH_CPU_PROF=DIR writes CPU profiles of the measured run only: the host's
 // (host.cpuprofile) and the agent process's.
-import { closeSync, constants as FS, openSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, constants as FS, openSync, readdirSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { PerformanceObserver } from 'node:perf_hooks';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CapabilityRequest } from '../../src/common/capability.ts';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { ForkAgentStarter } from '../../src/host/agent-starter.ts';
+import { type AgentStarter, ForkAgentStarter } from '../../src/host/agent-starter.ts';
 import { transportMessages, type TransportMessage } from '../../src/host/acp-transport.ts';
 import { SignedAuditLog } from '../../src/host/audit/signed-audit-log.ts';
 import { NoteSigningKey } from '../../src/host/keychain/note-key.ts';
@@ -98,6 +98,39 @@ const pausedIn = (pauses: readonly Pause[], start: number, ms: number) =>
 const gcSummary = (pauses: readonly Pause[]) =>
   `${pauses.length} pauses, ${pauses.reduce((a, [, d]) => a + d, 0).toFixed(1)} ms in all, longest ${Math.max(0, ...pauses.map(([, d]) => d)).toFixed(1)} ms`;
 
+/** Per thread of `pid`: its name, CPU time and run-queue time (runnable, waiting for a CPU), in ms; Linux only (/proc schedstat). */
+function threadTimes(pid: number): Map<number, { name: string; ran: number; waited: number }> {
+  const out = new Map<number, { name: string; ran: number; waited: number }>();
+  if (process.platform !== 'linux') return out;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const [ran, waited] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map((n) => Number(n) / 1e6);
+      out.set(Number(tid), { name: readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim(), ran: ran!, waited: waited! });
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return out;
+}
+
+/**
+ * How each process's main thread and its other threads shared the CPUs over
+ * the measured run: time run, and time runnable but waiting for a CPU (a
+ * request or a reply that has arrived is not handled while its thread waits).
+ */
+function schedulingSummary(label: string, pid: number, before: ReturnType<typeof threadTimes>, after: ReturnType<typeof threadTimes>): string {
+  let main = { ran: 0, waited: 0 };
+  const others = new Map<string, number>();
+  for (const [tid, t] of after) {
+    const b = before.get(tid) ?? { ran: 0, waited: 0 };
+    const d = { ran: t.ran - b.ran, waited: t.waited - b.waited };
+    if (tid === pid) main = d;
+    else others.set(t.name, (others.get(t.name) ?? 0) + d.ran);
+  }
+  const rest = [...others].filter(([, ms]) => ms >= 1).map(([name, ms]) => `${name} ${ms.toFixed(0)}`).join(', ');
+  return `${label} main thread ran ${main.ran.toFixed(0)} ms and waited ${main.waited.toFixed(0)} ms for a CPU${rest ? `; its other threads ran (ms) ${rest}` : ''}`;
+}
+
 export default async function bench(): Promise<void> {
   const ws = await mkdtemp(join(process.env['BENCH_WS_DIR'] ?? tmpdir(), 'tether-bench-ws-'));
   for (const prefix of ['d', 'warm']) {
@@ -123,7 +156,15 @@ export default async function bench(): Promise<void> {
   // the desktop app does (libuv's thread pool) with BENCH_AUDIT_COMMIT=pool.
   const commitInPlace = process.env['BENCH_AUDIT_COMMIT'] !== 'pool';
   const audit = await SignedAuditLog.open({ dir: auditDir, keyStore: new StaticKeyStore(NoteSigningKey.generate('bench')), commitInPlace });
-  const starter = new ForkAgentStarter(join(import.meta.dirname, 'fixtures/replay-agent.ts'), profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []);
+  const fork = new ForkAgentStarter(join(import.meta.dirname, 'fixtures/replay-agent.ts'), profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []);
+  let agentPid = 0;
+  const starter: AgentStarter = {
+    start: async (o) => {
+      const p = await fork.start(o);
+      agentPid = p.pid ?? 0;
+      return p;
+    },
+  };
   const session = await TetherSession.start({
     workspace: ws,
     policy,
@@ -163,6 +204,7 @@ export default async function bench(): Promise<void> {
     await inspector.post('Profiler.start');
   }
   gcObserver.observe({ entryTypes: ['gc'] });
+  const threads0 = [threadTimes(process.pid), threadTimes(agentPid)] as const;
   const cpu0 = process.cpuUsage();
   const started = performance.now();
   const res = await replay(ops);
@@ -170,6 +212,7 @@ export default async function bench(): Promise<void> {
   unsubscribe(transportMessages.name, onMessage);
   unsubscribe(brokerSteps.name, onStep);
   const hostCpu = process.cpuUsage(cpu0);
+  const threads1 = [threadTimes(process.pid), threadTimes(agentPid)] as const;
   gcObserver.disconnect();
   if (inspector) {
     const { profile } = await inspector.post('Profiler.stop');
@@ -254,6 +297,9 @@ export default async function bench(): Promise<void> {
   console.log(`ops over 1 ms: ${slow.length} (${(100 * slow.length / trips.length).toFixed(1)}%): ${slow.filter((t) => t.kind === 'write').length} writes, ${inGc.length} overlapping a GC pause, ${slowReads.length} other reads/lists of which ${slowReads.filter((t) => t.host > t.ms / 2).length} spent most of it in the host`);
   const µs = (ms: number) => `${((ms * 1000) / all.length).toFixed(0)} µs`;
   console.log(`cpu per op: host ${µs((hostCpu.user + hostCpu.system) / 1000)} (all its threads), agent ${µs(cpuMs)}`);
+  if (process.platform === 'linux') {
+    console.log(`scheduling over the ${totalMs.toFixed(0)} ms run (/proc schedstat, ${availableParallelism()} CPUs): ${schedulingSummary('host', process.pid, threads0[0], threads1[0])}; ${schedulingSummary('agent', agentPid, threads0[1], threads1[1])}`);
+  }
   console.log(`policy memo: ${JSON.stringify(policy.memoStats())}`);
 
   // Cedar alone over the requests this run decided: as the broker sees them
