@@ -12,6 +12,7 @@ export type AuditEventType =
   | 'decision' | 'outcome'
   | 'agent.exit' | 'protocol.violation'
   | 'consent.disclosure'
+  | 'network.connection'
   | 'log.start' | 'log.sealed-tail'
   | 'log.key-rotation';
 

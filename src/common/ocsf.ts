@@ -161,7 +161,9 @@ export function toOcsf(record: AuditRecord, opts: OcsfOptions): OcsfEvent {
       if (cls === CLASSES.http) event.http_request = { url: u, http_method: req.kind === 'model' ? 'POST' : undefined };
       event.dst_endpoint = { hostname: u.hostname ?? url, ...(u.port ? { port: u.port } : {}) };
     }
-    if (o?.bytes !== undefined) event.traffic = { bytes_out: o.bytes };
+    // A sandboxed command's connection also says what came back (network-tap.ts).
+    const bytesIn = record.type === 'network.connection' ? record.detail?.['bytesIn'] : undefined;
+    if (o?.bytes !== undefined) event.traffic = { bytes_out: o.bytes, ...(typeof bytesIn === 'number' ? { bytes_in: bytesIn, bytes: o.bytes + bytesIn } : {}) };
   }
 
   const tether: Record<string, unknown> = {

@@ -28,6 +28,7 @@
 //     written, the staged work is discarded. This takes the effect's own
 //     I/O off the critical path of the audit fsync.
 
+import { randomUUID } from 'node:crypto';
 import { channel } from 'node:diagnostics_channel';
 import type { AuditActor, AuditOutcome, AuditRequest } from '../common/audit-record.ts';
 import type { CapabilityRequest } from '../common/capability.ts';
@@ -38,6 +39,7 @@ import { proposeGrant } from '../common/grants.ts';
 import type { AuditReceipt, AuditWriter } from './audit/audit-writer.ts';
 import type { ConsentPort, GrantStore } from './consent.ts';
 import type { PolicyEngine } from './policy/policy-engine.ts';
+import type { TappedConnection } from './sandbox/network-tap.ts';
 
 /** Thrown to the agent as a JSON-RPC error (code DENIED_ERROR_CODE) naming the rule. */
 export class RequestDenied extends Error {
@@ -544,6 +546,50 @@ export class Broker {
         ...(decision.grantId ? { grantId: decision.grantId } : {}),
       },
     }, extra?.overlap ? { overlap: true } : undefined);
+  }
+
+  /**
+   * Records one network connection a sandboxed command made (network-tap.ts),
+   * once it has ended: a `network.connection` record tied to the command's
+   * request by `detail.command` and by its trace. Nobody waits on it but
+   * `settled()`; a record that cannot be written fails the log, which then
+   * denies every further request.
+   */
+  recordConnection(command: CapabilityRequest, c: TappedConnection): void {
+    const where = c.url ?? `tcp://${c.host.includes(':') ? `[${c.host}]` : c.host}:${c.port}`;
+    const p = this.opts.audit.append({
+      type: 'network.connection',
+      session: command.sessionId,
+      traceId: command.trace.traceId,
+      spanId: command.trace.spanId,
+      actor: this.opts.actor,
+      request: { id: randomUUID(), method: 'sandbox/connect', action: 'net', kind: 'net', url: where },
+      decision: c.allowed
+        ? { effect: 'allow', allowed: true, policyIds: [], decidedBy: 'policy', reason: `${where} is among the domains policy opened for the command` }
+        : { effect: 'deny', allowed: false, policyIds: [], decidedBy: 'host', reason: `the sandbox's network proxy refused ${where}: ${c.reason ?? 'no reason given'}` },
+      outcome: {
+        ok: c.allowed && c.reason === undefined,
+        ...(c.allowed && c.reason !== undefined ? { error: c.reason } : {}),
+        bytes: c.bytesOut,
+        durationMs: c.durationMs,
+      },
+      detail: {
+        command: command.id,
+        via: c.via,
+        host: c.host,
+        port: c.port,
+        ...(c.method !== undefined ? { method: c.method } : {}),
+        ...(c.status !== undefined ? { status: c.status } : {}),
+        bytesOut: c.bytesOut,
+        bytesIn: c.bytesIn,
+        startedAt: new Date(c.startedAt).toISOString(),
+      },
+    }, { deferred: true }).then(
+      () => undefined,
+      (e: unknown) => console.error(`tether: a network connection record could not be written: ${(e as Error).message}`),
+    );
+    this.outcomes.add(p);
+    void p.finally(() => this.outcomes.delete(p));
   }
 
   /** Appends the outcome (once it is known, for an effect still becoming durable) without waiting for its fsync. */

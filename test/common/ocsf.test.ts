@@ -54,6 +54,20 @@ describe('OCSF mapping', () => {
     expect(field(exited, 'process.cmd_line')).toBe('make');
   });
 
+  it('maps a sandboxed command\'s connection with the bytes both ways', () => {
+    const e = toOcsf(rec({
+      seq: 10, type: 'network.connection', actor,
+      request: { id: 'c1', method: 'sandbox/connect', action: 'net', kind: 'net', url: 'tcp://registry.npmjs.org:443' },
+      decision: { effect: 'allow', allowed: true, policyIds: [], decidedBy: 'policy', reason: 'opened for the command' },
+      outcome: { ok: true, bytes: 812, durationMs: 40 },
+      detail: { command: 'r9', via: 'connect', host: 'registry.npmjs.org', port: 443, status: 200, bytesOut: 812, bytesIn: 90_000 },
+    }), opts);
+    expect([e.class_uid, e.activity_id, e.action_id]).toEqual([4001, 6, 1]);
+    expect(field(e, 'dst_endpoint')).toEqual({ hostname: 'registry.npmjs.org', port: 443 });
+    expect(field(e, 'traffic')).toEqual({ bytes_out: 812, bytes_in: 90_000, bytes: 90_812 });
+    expect(field(e, 'unmapped.tether.detail.command')).toBe('r9');
+  });
+
   it('sends lifecycle records as base events so the SIEM still gets every leaf', () => {
     const e = toOcsf(rec({ seq: 0, type: 'log.start', session: '', detail: { origin: 'tether.audit/abc' } }), opts);
     expect([e.class_uid, e.activity_id, e.type_uid]).toEqual([0, 99, 99]);

@@ -55,7 +55,7 @@ let lastKind = 0;
 let lastEscaped = false;
 
 /** Record types recognised without decoding (others are decoded). */
-const KNOWN_TYPES = ['decision', 'outcome', 'session.start', 'session.end', 'agent.exit', 'protocol.violation', 'consent.disclosure', 'log.start', 'log.sealed-tail', 'log.key-rotation'];
+const KNOWN_TYPES = ['decision', 'outcome', 'session.start', 'session.end', 'agent.exit', 'protocol.violation', 'consent.disclosure', 'network.connection', 'log.start', 'log.sealed-tail', 'log.key-rotation'];
 
 // Input already checked to be well-formed UTF-8; a leading U+FEFF is content, as for JSON.parse.
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });

@@ -21,8 +21,9 @@
 //   helper itself read-only (it may lie inside a workspace); then, inside,
 //   apply-seccomp (blocks new Unix sockets, io_uring and namespace/mount
 //   calls, in a nested pid namespace) runs `bash -c LINE`.
-//   Network, when policy opened domains: the proxy socket bound in and socat
-//   relaying localhost:3128/1080 to it, started before the seccomp filter.
+//   Network, when policy opened domains: the command's own tap of the proxy
+//   (network-tap.ts: each connection reported) bound in, and socat relaying
+//   localhost:3128/1080 to it, started before the seccomp filter.
 //
 // Ends with the command: bubblewrap runs with --die-with-parent, and killing
 // it (or Tether exiting) tears down its pid namespace and everything in it.
@@ -286,7 +287,7 @@ export class BubblewrapSandbox implements Sandbox {
       let inner: string[] | undefined;
       if (profile.network !== 'none') {
         if (!t.socat) throw new SandboxUnavailableError({ reason: 'socat is not installed, and commands with network access need it', fix: 'Install it: `sudo apt-get install socat`, then run the command again.' });
-        const net = await this.network.forCommand(profile.network.allowedDomains);
+        const net = await this.network.forCommand(profile.network.allowedDomains, (c) => options.onConnection?.(c));
         releases.push(() => net.release());
         for (const path of new Set(net.relays.map((r) => r.path))) args.push('--bind', path, path);
         Object.assign(env, net.env);

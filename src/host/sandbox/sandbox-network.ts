@@ -13,6 +13,11 @@
 // refused. An id is attribution, not a boundary between concurrent commands:
 // a command that learned another live command's id could use its list.
 //
+// Each command's connections reach the proxy through a NetworkTap of its own
+// (network-tap.ts): the sandbox gets the tap's sockets, not the proxy's, so
+// every connection is reported with the command it came from, whatever id
+// it presents.
+//
 // Uses the library's own generateProxyEnvVars (a module inside its dist, which
 // the pinned version exports no other way) so the URL format always matches
 // what its proxy expects.
@@ -20,6 +25,7 @@
 import { randomBytes } from 'node:crypto';
 import { SandboxManager } from '@anthropic-ai/sandbox-runtime';
 import { encodeSandboxedCommand, generateProxyEnvVars } from '@anthropic-ai/sandbox-runtime/dist/sandbox/sandbox-utils.js';
+import { NetworkTap, type TappedConnection } from './network-tap.ts';
 
 export const SANDBOX_HTTP_PORT = 3128;
 export const SANDBOX_SOCKS_PORT = 1080;
@@ -29,15 +35,15 @@ export interface CommandNetwork {
   readonly relays: readonly { readonly path: string; readonly port: number }[];
   /** Proxy variables for the command's environment. */
   readonly env: Readonly<Record<string, string>>;
-  /** Unregisters the command's allow list. */
-  release(): void;
+  /** Unregisters the command's allow list and closes its tap, once every connection has been reported. */
+  release(): Promise<void>;
 }
 
 export class SandboxNetwork {
   private started: Promise<void> | undefined;
 
-  /** Starts the proxy if needed and registers `domains` for one command. */
-  async forCommand(domains: readonly string[]): Promise<CommandNetwork> {
+  /** Starts the proxy if needed and registers `domains` for one command; `report` hears of each connection it makes once it ends. */
+  async forCommand(domains: readonly string[], report: (c: TappedConnection) => void): Promise<CommandNetwork> {
     this.started ??= SandboxManager.initialize({
       network: { allowedDomains: [], deniedDomains: [], strictAllowlist: false },
       filesystem: { denyRead: [], allowWrite: [], denyWrite: [] },
@@ -49,21 +55,27 @@ export class SandboxNetwork {
     const http = SandboxManager.getLinuxHttpSocketPath();
     const socks = SandboxManager.getLinuxSocksSocketPath();
     if (!http || !socks) throw new Error('the sandbox network proxy is not running (no socket); restart Tether');
+    const tap = await NetworkTap.open({ http, socks }, report);
     const id = randomBytes(16).toString('base64url');
-    SandboxManager.registerCommandNetworkLists(id, { allowedDomains: [...domains] });
-    const vars = generateProxyEnvVars(SANDBOX_HTTP_PORT, SANDBOX_SOCKS_PORT, undefined, SandboxManager.getProxyAuthToken(), true, encodeSandboxedCommand(id)) as string[];
-    const env: Record<string, string> = {};
-    for (const v of vars) {
-      const eq = v.indexOf('=');
-      const name = v.slice(0, eq);
-      if (name === 'SANDBOX_RUNTIME') continue;
-      env[name] = v.slice(eq + 1);
-    }
-    return {
-      relays: [{ path: http, port: SANDBOX_HTTP_PORT }, { path: socks, port: SANDBOX_SOCKS_PORT }],
-      env,
-      release: () => SandboxManager.unregisterCommandNetworkLists(id),
+    const release = async () => {
+      SandboxManager.unregisterCommandNetworkLists(id);
+      await tap.close();
     };
+    try {
+      SandboxManager.registerCommandNetworkLists(id, { allowedDomains: [...domains] });
+      const vars = generateProxyEnvVars(SANDBOX_HTTP_PORT, SANDBOX_SOCKS_PORT, undefined, SandboxManager.getProxyAuthToken(), true, encodeSandboxedCommand(id)) as string[];
+      const env: Record<string, string> = {};
+      for (const v of vars) {
+        const eq = v.indexOf('=');
+        const name = v.slice(0, eq);
+        if (name === 'SANDBOX_RUNTIME') continue;
+        env[name] = v.slice(eq + 1);
+      }
+      return { relays: [{ path: tap.httpPath, port: SANDBOX_HTTP_PORT }, { path: tap.socksPath, port: SANDBOX_SOCKS_PORT }], env, release };
+    } catch (e) {
+      await release();
+      throw e;
+    }
   }
 
   async dispose(): Promise<void> {

@@ -12,6 +12,7 @@
 //     directories, cgroups, proxy registrations).
 
 import type { SandboxProfileSummary } from '../../common/consent.ts';
+import type { TappedConnection } from './network-tap.ts';
 
 export interface SandboxLimits {
   /** Wall-clock limit; the whole tree is killed after it. */
@@ -68,6 +69,12 @@ export interface RunOptions {
   readonly readOnly?: readonly string[];
   readonly cols?: number;
   readonly rows?: number;
+  /**
+   * Told of each network connection the command makes (when the profile opens
+   * any domain), once it has ended; every one has been told before `exited`
+   * resolves.
+   */
+  readonly onConnection?: (c: TappedConnection) => void;
 }
 
 export interface SandboxProcess {

@@ -3,8 +3,9 @@
 //   parse (shell-parse.ts) → one policy decision per part (each command, each
 //   file it writes) → one consent question if anything asks → one durable
 //   decision record → run in the sandbox, in a pty → output kept for
-//   terminal/output → on exit: the files it changed, exit code or signal,
-//   duration and bytes, in the outcome record.
+//   terminal/output; each network connection it makes, its own record as it
+//   ends → on exit: the files it changed, exit code or signal, duration and
+//   bytes, in the outcome record.
 //
 // Rules this keeps:
 //  - Any part denied → the whole line is denied. An uncertain parse, agent
@@ -265,7 +266,7 @@ export class TerminalService {
         const before = this.accounting ? await snapshotWorkspace(workspace, this.accounting.maxEntries) : undefined;
         const runOptions = { line, cwd, env: env.env, cols: 120, rows: 30 };
         const proc = profile
-          ? await this.opts.sandbox.run({ ...runOptions, profile, readOnly: before ? gitReadOnly(before) : [] })
+          ? await this.opts.sandbox.run({ ...runOptions, profile, readOnly: before ? gitReadOnly(before) : [], onConnection: (c) => broker.recordConnection(request, c) })
           : await this.unsandboxed.run({ ...runOptions, limits });
         const term: Terminal = {
           id: randomUUID(),

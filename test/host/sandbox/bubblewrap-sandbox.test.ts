@@ -227,6 +227,50 @@ describe('bubblewrap sandbox: network', () => {
     expect(r.output).toMatch(/403/);
   });
 
+  it('reports every connection the command makes, plain HTTP, CONNECT and SOCKS5 alike, allowed or refused', async () => {
+    const a = `127.0.0.1:${port(allowed)}`;
+    const o = `127.0.0.1:${port(other)}`;
+    const profile = sb.profile(s.workspace, { allowedDomains: [a] });
+    const curl = `curl -sS -m 10 --noproxy ''`;
+    // SOCKS5 with the same credentials (the command's proxy id) on the SOCKS relay; the HTTP relay would serve it too.
+    const socksUrl = 'S=${HTTP_PROXY/http:/socks5h:}; S=${S/3128/1080}';
+    const r = await runIn(sb, s, [
+      socksUrl,
+      `${curl} http://${a}/plain?token=hunter2`,
+      `${curl} --proxytunnel http://${a}/tunnel`,
+      `${curl} -x "$S" http://${a}/socks`,
+      `${curl} -o /dev/null -w '%{http_code}\\n' http://${o}/refused-plain`,
+      `${curl} --proxytunnel http://${o}/refused-tunnel`,
+      `${curl} -x "$S" http://${o}/refused-socks`,
+      'echo; echo finished',
+    ].join('; echo; '), { profile });
+    expect(r.output).toContain('finished');
+    expect(hits).toEqual(expect.arrayContaining(['allowed /plain?token=hunter2', 'allowed /tunnel', 'allowed /socks']));
+    const seen = r.connections.map((c) => `${c.via} ${c.host}:${c.port} ${c.allowed ? 'allowed' : 'refused'}`);
+    expect(seen).toEqual([
+      `http ${a} allowed`, `connect ${a} allowed`, `socks5 ${a} allowed`,
+      `http ${o} refused`, `connect ${o} refused`, `socks5 ${o} refused`,
+    ]);
+    const [plain, tunnel, socks, refusedPlain, refusedTunnel, refusedSocks] = r.connections;
+    // The URL without its query (a token there stays out of the audit log), the method, the status.
+    expect(plain).toMatchObject({ method: 'GET', url: `http://${a}/plain`, status: 200 });
+    expect(tunnel).toMatchObject({ status: 200 });
+    expect(socks).toMatchObject({ status: 0 });
+    for (const c of [plain, tunnel, socks]) {
+      expect(c!.reason).toBeUndefined();
+      // What went out includes the request; what came back includes "hello from allowed" (18 bytes).
+      expect(c!.bytesOut).toBeGreaterThan(40);
+      expect(c!.bytesIn).toBeGreaterThan(18);
+    }
+    expect(refusedPlain).toMatchObject({ status: 403 });
+    expect(refusedPlain!.reason).toMatch(/blocked|allowlist|not allowed/i);
+    expect(refusedTunnel).toMatchObject({ status: 403 });
+    expect(refusedTunnel!.reason).toMatch(/blocked|allowlist|not allowed/i);
+    expect(refusedSocks!.status).not.toBe(0);
+    expect(refusedSocks!.reason).toMatch(/not allowed|refused|failure/);
+    expect(hits.filter((h) => h.startsWith('other'))).toEqual([]);
+  });
+
   it('does not carry one command\'s allowance over to the next', async () => {
     const r = await runIn(sb, s, `curl -sS -m 5 --noproxy '' http://127.0.0.1:${port(allowed)}/later`);
     expect(hits).not.toContain('allowed /later');

@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { BubblewrapSandbox, type BubblewrapSandboxOptions } from '../../../src/host/sandbox/bubblewrap-sandbox.ts';
+import type { TappedConnection } from '../../../src/host/sandbox/network-tap.ts';
 import type { RunOptions, SandboxExit, SandboxProfile } from '../../../src/host/sandbox/sandbox.ts';
 import { buildCommandEnv } from '../../../src/host/sandbox/sandbox-env.ts';
 import { afterAll, beforeAll } from 'vitest';
@@ -85,19 +86,23 @@ export function envFor(s: Scratch, hostExtra: Record<string, string> = {}): Reco
 export interface Ran {
   readonly exit: SandboxExit;
   readonly output: string;
+  /** The network connections the command made, as its tap reported them. */
+  readonly connections: readonly TappedConnection[];
 }
 
 export async function runIn(sb: BubblewrapSandbox, s: Scratch, line: string, opts: { profile?: SandboxProfile; cwd?: string; env?: Record<string, string>; readOnly?: string[] } = {}): Promise<Ran> {
+  const connections: TappedConnection[] = [];
   const run: RunOptions = {
     line,
     cwd: opts.cwd ?? s.workspace,
     env: opts.env ?? envFor(s),
     profile: opts.profile ?? sb.profile(s.workspace),
     ...(opts.readOnly ? { readOnly: opts.readOnly } : {}),
+    onConnection: (c) => connections.push(c),
   };
   const p = await sb.run(run);
   let output = '';
   p.onData((t) => (output += t));
   const exit = await p.exited;
-  return { exit, output };
+  return { exit, output, connections };
 }

@@ -1,0 +1,606 @@
+// The network tap of one sandboxed command: every connection the command
+// makes passes through it, so each can be audited on its own and attributed to
+// the command by the socket it arrived on, not by anything the command says.
+//
+// The command's sandbox gets the tap's two Unix sockets in place of the
+// filtering proxy's (sandbox-network.ts). The tap hands every connection on to
+// that proxy unchanged, and the proxy still decides (the command's domain
+// list, the resolved-address check). The tap sees, per connection: what the
+// command asked for (host and port; the method and URL of a plain HTTP
+// request), what the proxy answered (the CONNECT status, the SOCKS5 reply, or
+// the HTTP status and the proxy's refusal mark), the bytes each way (heads
+// included) and how long it lasted. Each is reported once it has ended.
+//
+// Like the proxy, both sockets serve every protocol, told apart by the first
+// byte. HTTP: node's HTTP server parses what the command sends, so each
+// request on a kept-alive connection is reported on its own. A CONNECT (or an
+// upgrade) becomes a byte tunnel to the proxy once its head has been passed
+// on. SOCKS (4, 4a, 5) is relayed byte for byte while a small parser follows
+// the handshake (for SOCKS5: greeting, the username/password step that
+// carries the command's proxy id, the request, the reply); a stream that
+// breaks the protocol is cut.
+//
+// Not here: what the bytes mean (TLS is not opened). A refusal of a plain HTTP
+// request is told by the proxy's X-Proxy-Error mark, which a destination
+// server could imitate, so the bytes sent are recorded either way.
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** One connection (or one plain HTTP request) a sandboxed command made. */
+export interface TappedConnection {
+  /** How it asked: a plain HTTP proxy request, an HTTP CONNECT (or upgrade) tunnel, or SOCKS. */
+  readonly via: 'http' | 'connect' | 'socks4' | 'socks5';
+  /** Where it asked to go, as it spelled the host ('' when the request could not be read). */
+  readonly host: string;
+  readonly port: number;
+  /** Plain HTTP: the method, and the URL without its query or credentials. */
+  readonly method?: string;
+  readonly url?: string;
+  /** Whether the proxy let it through. */
+  readonly allowed: boolean;
+  /** HTTP status the command got (for CONNECT, the proxy's), or the SOCKS reply code. */
+  readonly status?: number;
+  /** Why it was refused or failed, as the proxy or the tap says it. */
+  readonly reason?: string;
+  /** Bytes the command sent and received on it, heads included. */
+  readonly bytesOut: number;
+  readonly bytesIn: number;
+  /** Epoch ms when it arrived, and how long until it ended. */
+  readonly startedAt: number;
+  readonly durationMs: number;
+}
+
+export interface TapUpstream {
+  /** The filtering proxy's HTTP socket and SOCKS5 socket. */
+  readonly http: string;
+  readonly socks: string;
+}
+
+/** The proxy marks its own refusals with this header. */
+const REFUSAL_MARK = 'x-proxy-error';
+/** Hop-by-hop headers of one leg; never passed to the other. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade']);
+/** How much of an answer's head the tap reads to find its status (and of a refusal's body, its reason). */
+const MAX_HEAD_BYTES = 16 * 1024;
+const MAX_REASON_BYTES = 512;
+/** The longest SOCKS5 handshake step: a request naming a 255-byte host, or a 255+255-byte login. */
+const MAX_SOCKS_STEP = 600;
+
+const SOCKS4_GRANTED = 90;
+const SOCKS4_REPLIES: Record<number, string> = {
+  91: 'request rejected or failed',
+  92: 'the proxy could not reach identd',
+  93: 'identd did not confirm the user',
+};
+const SOCKS5_REPLIES: Record<number, string> = {
+  1: 'general SOCKS server failure',
+  2: 'connection not allowed by ruleset',
+  3: 'network unreachable',
+  4: 'host unreachable',
+  5: 'connection refused',
+  6: 'TTL expired',
+  7: 'command not supported',
+  8: 'address type not supported',
+};
+
+/** A connection being followed; reported exactly once. */
+class Flow {
+  host = '';
+  port = 0;
+  method: string | undefined;
+  url: string | undefined;
+  status: number | undefined;
+  allowed = false;
+  reason: string | undefined;
+  bytesOut = 0;
+  bytesIn = 0;
+  private readonly startedAt = Date.now();
+  private readonly t0 = performance.now();
+  private reported = false;
+  via: TappedConnection['via'];
+  private readonly report: (c: TappedConnection) => void;
+  constructor(via: TappedConnection['via'], report: (c: TappedConnection) => void) {
+    this.via = via;
+    this.report = report;
+  }
+
+  end(reason?: string): void {
+    if (this.reported) return;
+    this.reported = true;
+    if (reason !== undefined && this.reason === undefined) this.reason = reason;
+    this.report({
+      via: this.via, host: this.host, port: this.port,
+      ...(this.method !== undefined ? { method: this.method } : {}),
+      ...(this.url !== undefined ? { url: this.url } : {}),
+      allowed: this.allowed,
+      ...(this.status !== undefined ? { status: this.status } : {}),
+      ...(this.reason !== undefined ? { reason: this.reason } : {}),
+      bytesOut: this.bytesOut, bytesIn: this.bytesIn,
+      startedAt: this.startedAt, durationMs: Math.round((performance.now() - this.t0) * 1000) / 1000,
+    });
+  }
+}
+
+export class NetworkTap {
+  readonly httpPath: string;
+  readonly socksPath: string;
+  private readonly dir: string;
+  private readonly upstream: TapUpstream;
+  private readonly report: (c: TappedConnection) => void;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly flows = new Set<Promise<void>>();
+  /** Parses the HTTP connections the fronts hand it; listens on nothing itself. */
+  private readonly httpServer: http.Server;
+  private readonly fronts: net.Server[];
+  private closing: Promise<void> | undefined;
+
+  /** Listens on two new sockets in a private directory; `report` is told of each connection once it ends. */
+  static async open(upstream: TapUpstream, report: (c: TappedConnection) => void): Promise<NetworkTap> {
+    const dir = await mkdtemp(join(tmpdir(), 'tether-net-'));
+    const tap = new NetworkTap(dir, upstream, report);
+    try {
+      await Promise.all([listen(tap.fronts[0]!, tap.httpPath), listen(tap.fronts[1]!, tap.socksPath)]);
+      return tap;
+    } catch (e) {
+      await tap.close();
+      throw new Error(`the network tap for a sandboxed command could not listen in ${dir}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  private constructor(dir: string, upstream: TapUpstream, report: (c: TappedConnection) => void) {
+    this.dir = dir;
+    this.httpPath = join(dir, 'http.sock');
+    this.socksPath = join(dir, 'socks.sock');
+    this.upstream = upstream;
+    this.report = (c) => {
+      try {
+        report(c);
+      } catch (e) {
+        console.error('tether: a network connection could not be reported:', (e as Error).message);
+      }
+    };
+    // The sandbox's own time limit bounds a command; the server's defaults would cut long requests.
+    this.httpServer = http.createServer({ requestTimeout: 0, headersTimeout: 60_000 });
+    this.httpServer.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.follow((done) => this.plainRequest(req, res, done)));
+    this.httpServer.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.follow((done) => this.tunnel(req, socket, head, done)));
+    this.httpServer.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.follow((done) => this.tunnel(req, socket, head, done)));
+    this.httpServer.on('clientError', (_e: Error, socket: net.Socket) => socket.destroy());
+    this.fronts = [net.createServer((s) => this.accept(s)), net.createServer((s) => this.accept(s))];
+  }
+
+  /** Tells the protocol by the first byte (SOCKS 4 and 5 begin with their version; HTTP with a letter). */
+  private accept(s: net.Socket): void {
+    this.track(s);
+    const onReadable = () => {
+      const first = s.read(1) as Buffer | null;
+      if (!first) return;
+      s.off('readable', onReadable);
+      s.unshift(first);
+      if (first[0] === 4 || first[0] === 5) this.follow((done) => this.socks(s, done));
+      else this.httpServer.emit('connection', s);
+    };
+    s.on('readable', onReadable);
+  }
+
+  /** Stops listening, cuts what is still open, and returns once every connection has been reported. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await Promise.all([...this.fronts.map(closeServer), (async () => {
+        for (const s of this.sockets) s.destroy();
+        await Promise.allSettled([...this.flows]);
+      })()]);
+      await rm(this.dir, { recursive: true, force: true });
+    })();
+    return this.closing;
+  }
+
+  private track(s: net.Socket): void {
+    this.sockets.add(s);
+    s.on('error', () => {}); // a reset by either side ends the flow through 'close'
+    s.once('close', () => this.sockets.delete(s));
+  }
+
+  private follow(run: (done: () => void) => void): void {
+    let done!: () => void;
+    const p = new Promise<void>((resolve) => (done = resolve));
+    this.flows.add(p);
+    void p.finally(() => this.flows.delete(p));
+    run(done);
+  }
+
+  /** A plain HTTP proxy request: passed to the proxy as a request of its own. */
+  private plainRequest(req: http.IncomingMessage, res: http.ServerResponse, done: () => void): void {
+    const flow = new Flow('http', this.report);
+    const finish = (reason?: string) => {
+      flow.end(reason);
+      done();
+    };
+    flow.method = req.method;
+    flow.bytesOut = headBytes(`${req.method} ${req.url} HTTP/${req.httpVersion}`, req.rawHeaders);
+    let target: URL | undefined;
+    try {
+      target = new URL(req.url ?? '');
+    } catch {
+      // not absolute: answered below
+    }
+    if (!target || target.protocol !== 'http:') {
+      flow.status = 400;
+      res.writeHead(400, { 'Content-Type': 'text/plain', Connection: 'close' }).end('tether: a proxy request needs an absolute http:// URL (use CONNECT for https)\n');
+      finish(`not an absolute http:// URL: ${String(req.url).slice(0, 200)}`);
+      return;
+    }
+    flow.host = target.hostname;
+    flow.port = target.port ? Number(target.port) : 80;
+    flow.url = `${target.protocol}//${target.host}${target.pathname}`;
+
+    const up = http.request({ socketPath: this.upstream.http, method: req.method, path: req.url, headers: withoutHopByHop(req.rawHeaders), agent: false });
+    let refusal: { mark: string; body: Buffer[]; kept: number } | undefined;
+    up.on('error', (e) => {
+      if (!res.headersSent) res.writeHead(502, { 'Content-Type': 'text/plain', Connection: 'close' }).end('tether: the sandbox network proxy did not answer\n');
+      else res.destroy();
+      finish(`the sandbox network proxy did not answer: ${e.message}`);
+    });
+    up.on('response', (answer) => {
+      flow.status = answer.statusCode;
+      const mark = answer.headers[REFUSAL_MARK];
+      flow.allowed = mark === undefined;
+      if (mark !== undefined) refusal = { mark: String(mark), body: [], kept: 0 };
+      flow.bytesIn = headBytes(`HTTP/1.1 ${answer.statusCode} ${answer.statusMessage ?? ''}`, answer.rawHeaders);
+      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, withoutHopByHop(answer.rawHeaders));
+      answer.on('data', (chunk: Buffer) => {
+        flow.bytesIn += chunk.length;
+        if (refusal && refusal.kept < MAX_REASON_BYTES) {
+          refusal.body.push(chunk.subarray(0, MAX_REASON_BYTES - refusal.kept));
+          refusal.kept += chunk.length;
+        }
+      });
+      answer.on('error', () => res.destroy());
+      answer.pipe(res);
+    });
+    req.on('data', (chunk: Buffer) => (flow.bytesOut += chunk.length));
+    req.pipe(up);
+    res.once('close', () => {
+      if (!res.writableFinished) {
+        up.destroy();
+        return finish('the connection ended before the answer did');
+      }
+      finish(refusal ? refusalReason(refusal.mark, Buffer.concat(refusal.body)) : undefined);
+    });
+  }
+
+  /** CONNECT or an upgrade: the head is passed on, then bytes both ways until either side ends. */
+  private tunnel(req: http.IncomingMessage, client: net.Socket, head: Buffer, done: () => void): void {
+    const flow = new Flow('connect', this.report);
+    const target: { host: string; port: number; url?: string } | undefined = req.method === 'CONNECT' ? hostPort(req.url ?? '') : upgradeTarget(req);
+    flow.host = target?.host ?? '';
+    flow.port = target?.port ?? 0;
+    if (req.method !== 'CONNECT') {
+      flow.method = req.method;
+      if (target?.url) flow.url = target.url;
+    }
+    const first = Buffer.from(headText(`${req.method} ${req.url} HTTP/${req.httpVersion}`, req.rawHeaders), 'latin1');
+    flow.bytesOut = first.length + head.length;
+
+    const up = net.connect(this.upstream.http);
+    this.track(up);
+    const success = req.method === 'CONNECT' ? 200 : 101;
+    let answered = false;
+    let seen = Buffer.alloc(0);
+    let closed = 0;
+    const ended = () => {
+      if (++closed < 2) return;
+      flow.end(answered ? undefined : 'the sandbox network proxy did not answer');
+      done();
+    };
+    up.on('data', (chunk: Buffer) => {
+      flow.bytesIn += chunk.length;
+      // Read the answer's head, and a refusal's body (its reason), then only count.
+      if ((answered && flow.allowed) || seen.length >= MAX_HEAD_BYTES + MAX_REASON_BYTES) return;
+      seen = Buffer.concat([seen, chunk]).subarray(0, MAX_HEAD_BYTES + MAX_REASON_BYTES);
+      const head = parseHead(seen);
+      if (!head) return;
+      answered = true;
+      flow.status = head.status;
+      flow.allowed = head.status === success || (req.method !== 'CONNECT' && head.status !== 0 && head.refusal === undefined);
+      if (!flow.allowed) flow.reason = refusalReason(head.refusal ?? `status ${head.status}`, seen.subarray(head.bodyAt, head.bodyAt + MAX_REASON_BYTES));
+    });
+    client.on('data', (chunk: Buffer) => (flow.bytesOut += chunk.length));
+    up.once('close', () => {
+      client.destroy();
+      ended();
+    });
+    client.once('close', () => {
+      up.destroy();
+      ended();
+    });
+    up.write(first);
+    if (head.length > 0) up.write(head);
+    client.pipe(up);
+    up.pipe(client);
+  }
+
+  /** SOCKS 4, 4a or 5: relayed as it comes, the handshake followed to learn the target and the proxy's reply. */
+  private socks(client: net.Socket, done: () => void): void {
+    const watch = new SocksWatch();
+    const flow = new Flow('socks5', this.report);
+    const up = net.connect(this.upstream.socks);
+    this.track(up);
+    let closed = 0;
+    const ended = () => {
+      if (++closed < 2) return;
+      if (watch.version === 4) flow.via = 'socks4';
+      if (watch.target) {
+        flow.host = watch.target.host;
+        flow.port = watch.target.port;
+      }
+      flow.status = watch.reply;
+      flow.allowed = watch.granted;
+      flow.end(watch.error ?? (watch.reply === undefined ? 'the handshake did not finish' : watch.granted ? undefined : `the proxy answered: ${watch.replyText()}`));
+      done();
+    };
+    const cut = () => {
+      client.destroy();
+      up.destroy();
+    };
+    client.on('data', (chunk: Buffer) => {
+      flow.bytesOut += chunk.length;
+      if (!watch.fromClient(chunk)) cut();
+    });
+    up.on('data', (chunk: Buffer) => {
+      flow.bytesIn += chunk.length;
+      if (!watch.fromServer(chunk)) cut();
+    });
+    up.once('close', () => {
+      client.destroy();
+      ended();
+    });
+    client.once('close', () => {
+      up.destroy();
+      ended();
+    });
+    client.pipe(up);
+    up.pipe(client);
+  }
+}
+
+/**
+ * Follows both sides of a SOCKS handshake as bytes pass, without changing
+ * them: SOCKS4 and 4a (a request, a reply), or SOCKS5 (RFC 1928, with RFC
+ * 1929's username/password step). A false return means the stream breaks the
+ * protocol: the caller cuts it.
+ */
+export class SocksWatch {
+  /** 4 or 5, from the first byte. */
+  version: number | undefined;
+  target: { host: string; port: number; command: number } | undefined;
+  /** The proxy's reply code to the request (SOCKS5 0, SOCKS4 90: granted). */
+  reply: number | undefined;
+  error: string | undefined;
+  private client = Buffer.alloc(0);
+  private server = Buffer.alloc(0);
+  private clientStep: 'greeting' | 'login' | 'request' | 'done' = 'greeting';
+  private serverStep: 'method' | 'login' | 'reply' | 'done' = 'method';
+  /** The SOCKS5 method the proxy chose (2: username/password). */
+  private method: number | undefined;
+
+  get granted(): boolean {
+    return this.reply === (this.version === 4 ? SOCKS4_GRANTED : 0) && this.error === undefined;
+  }
+
+  replyText(): string {
+    if (this.reply === undefined) return 'no reply';
+    const known = this.version === 4 ? SOCKS4_REPLIES[this.reply] : SOCKS5_REPLIES[this.reply];
+    return known ?? `reply ${this.reply}`;
+  }
+
+  fromClient(chunk: Buffer): boolean {
+    if (this.clientStep === 'done') return true;
+    this.client = Buffer.concat([this.client, chunk]);
+    return this.advance();
+  }
+
+  fromServer(chunk: Buffer): boolean {
+    if (this.serverStep === 'done') return true;
+    this.server = Buffer.concat([this.server, chunk]);
+    return this.advance();
+  }
+
+  private fail(why: string): boolean {
+    this.error = why;
+    this.clientStep = 'done';
+    this.serverStep = 'done';
+    return false;
+  }
+
+  private advance(): boolean {
+    for (;;) {
+      const before = this.clientStep + this.serverStep;
+      if (!this.clientStepOnce() || !this.serverStepOnce()) return false;
+      if (this.client.length > MAX_SOCKS_STEP || this.server.length > MAX_SOCKS_STEP) return this.fail('a SOCKS handshake step is too long');
+      if (this.clientStep + this.serverStep === before) return true;
+    }
+  }
+
+  private clientStepOnce(): boolean {
+    const b = this.client;
+    if (this.version === undefined && b.length > 0) {
+      this.version = b[0];
+      if (this.version !== 4 && this.version !== 5) return this.fail('not a SOCKS handshake');
+      if (this.version === 4) {
+        this.clientStep = 'request';
+        this.serverStep = 'reply';
+      }
+    }
+    switch (this.clientStep) {
+      case 'greeting': {
+        if (b.length < 2) return true;
+        const n = 2 + b[1]!;
+        if (b.length < n) return true;
+        this.client = b.subarray(n);
+        this.clientStep = 'login';
+        return true;
+      }
+      case 'login': {
+        if (this.method === undefined) return true; // the proxy has not chosen yet
+        if (this.method !== 2) {
+          this.clientStep = 'request';
+          return true;
+        }
+        if (b.length < 2) return true;
+        const plenAt = 2 + b[1]!;
+        if (b.length < plenAt + 1) return true;
+        const n = plenAt + 1 + b[plenAt]!;
+        if (b.length < n) return true;
+        this.client = b.subarray(n);
+        this.clientStep = 'request';
+        return true;
+      }
+      case 'request':
+        return this.version === 4 ? this.request4(b) : this.request5(b);
+      default:
+        return true;
+    }
+  }
+
+  /** VER=4 CMD PORT(2) IP(4) USERID NUL, then for 4a (IP 0.0.0.x, x ≠ 0) HOST NUL. */
+  private request4(b: Buffer): boolean {
+    if (b.length < 9) return true;
+    const userEnd = b.indexOf(0, 8);
+    if (userEnd < 0) return true;
+    let host = [...b.subarray(4, 8)].join('.');
+    if (b[4] === 0 && b[5] === 0 && b[6] === 0 && b[7] !== 0) {
+      const hostEnd = b.indexOf(0, userEnd + 1);
+      if (hostEnd < 0) return true;
+      host = b.subarray(userEnd + 1, hostEnd).toString('latin1');
+    }
+    this.target = { host, port: b.readUInt16BE(2), command: b[1]! };
+    this.client = Buffer.alloc(0);
+    this.clientStep = 'done';
+    return true;
+  }
+
+  /** VER=5 CMD RSV ATYP ADDR PORT(2). */
+  private request5(b: Buffer): boolean {
+    if (b.length < 5) return true;
+    if (b[0] !== 5) return this.fail('not a SOCKS5 request');
+    const atyp = b[3]!;
+    const addrLen = atyp === 1 ? 4 : atyp === 4 ? 16 : atyp === 3 ? 1 + b[4]! : -1;
+    if (addrLen < 0) return this.fail(`unknown SOCKS5 address type ${atyp}`);
+    const n = 4 + addrLen + 2;
+    if (b.length < n) return true;
+    const addr = b.subarray(4, 4 + addrLen);
+    const host = atyp === 1 ? [...addr].join('.') : atyp === 4 ? ipv6(addr) : addr.subarray(1).toString('latin1');
+    this.target = { host, port: b.readUInt16BE(4 + addrLen), command: b[1]! };
+    this.client = Buffer.alloc(0);
+    this.clientStep = 'done';
+    return true;
+  }
+
+  private serverStepOnce(): boolean {
+    const b = this.server;
+    switch (this.serverStep) {
+      case 'method':
+        if (b.length < 2) return true;
+        this.method = b[1]!;
+        this.server = b.subarray(2);
+        if (this.method === 0xff) return this.fail('the proxy accepted none of the offered SOCKS5 methods');
+        this.serverStep = this.method === 2 ? 'login' : 'reply';
+        return true;
+      case 'login':
+        if (b.length < 2) return true;
+        this.server = b.subarray(2);
+        if (b[1] !== 0) return this.fail('the proxy refused the SOCKS5 login (the command\'s proxy id)');
+        this.serverStep = 'reply';
+        return true;
+      case 'reply':
+        if (b.length < 2) return true;
+        this.reply = b[1]!;
+        this.server = Buffer.alloc(0);
+        this.serverStep = 'done';
+        return true;
+      default:
+        return true;
+    }
+  }
+}
+
+function ipv6(b: Buffer): string {
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16));
+  return groups.join(':');
+}
+
+/** "host:port" or "[v6]:port", as a CONNECT names its target. */
+function hostPort(s: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(s);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  return port > 0 && port < 65536 ? { host: m[1] ?? m[2]!, port } : undefined;
+}
+
+function upgradeTarget(req: http.IncomingMessage): { host: string; port: number; url: string } | undefined {
+  try {
+    const u = new URL(req.url ?? '');
+    return { host: u.hostname, port: u.port ? Number(u.port) : 80, url: `${u.protocol}//${u.host}${u.pathname}` };
+  } catch {
+    return undefined;
+  }
+}
+
+function headText(first: string, raw: readonly string[]): string {
+  let s = `${first}\r\n`;
+  for (let i = 0; i + 1 < raw.length; i += 2) s += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  return `${s}\r\n`;
+}
+
+function headBytes(first: string, raw: readonly string[]): number {
+  return Buffer.byteLength(headText(first, raw), 'latin1');
+}
+
+function withoutHopByHop(raw: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (!HOP_BY_HOP.has(raw[i]!.toLowerCase())) out.push(raw[i]!, raw[i + 1]!);
+  }
+  return out;
+}
+
+/** The status, refusal mark and body offset of an HTTP answer's head, once it is all there. */
+function parseHead(b: Buffer): { status: number; refusal: string | undefined; bodyAt: number } | undefined {
+  const end = b.indexOf('\r\n\r\n');
+  if (end < 0) return b.length >= MAX_HEAD_BYTES ? { status: 0, refusal: 'an answer head over 16 KB', bodyAt: b.length } : undefined;
+  const lines = b.subarray(0, end).toString('latin1').split('\r\n');
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '');
+  let refusal: string | undefined;
+  for (const line of lines.slice(1)) {
+    const colon = line.indexOf(':');
+    if (colon > 0 && line.slice(0, colon).trim().toLowerCase() === REFUSAL_MARK) refusal = line.slice(colon + 1).trim();
+  }
+  return { status: m ? Number(m[1]) : 0, refusal, bodyAt: end + 4 };
+}
+
+function refusalReason(mark: string, body: Buffer): string {
+  const text = body.toString('utf8').replace(/[^\x20-\x7e]+/g, ' ').trim().slice(0, 300);
+  return text ? `${mark}: ${text}` : mark;
+}
+
+function listen(server: net.Server, path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: net.Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+  });
+}

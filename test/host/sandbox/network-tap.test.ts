@@ -1,0 +1,177 @@
+// The per-command network tap: the SOCKS handshake parser byte by byte, and
+// the tap in front of the real filtering proxy of @anthropic-ai/sandbox-runtime
+// (through SandboxNetwork, as commands get it; needs socat, which .ci/run
+// installs) or in front of nothing at all.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request, type IncomingMessage } from 'node:http';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NetworkTap, SocksWatch, type TappedConnection } from '../../../src/host/sandbox/network-tap.ts';
+import { SandboxNetwork } from '../../../src/host/sandbox/sandbox-network.ts';
+
+/** Feeds `client` and `server` bytes to a watcher one byte at a time, interleaved as a real exchange would be. */
+function feed(steps: readonly ['c' | 's', number[]][]): SocksWatch {
+  const w = new SocksWatch();
+  for (const [side, bytes] of steps) {
+    for (const b of bytes) expect(side === 'c' ? w.fromClient(Buffer.from([b])) : w.fromServer(Buffer.from([b]))).toBe(true);
+  }
+  return w;
+}
+const ascii = (s: string) => [...Buffer.from(s, 'latin1')];
+
+describe('SocksWatch', () => {
+  it('follows SOCKS5 with a username/password login, one byte at a time', () => {
+    const w = feed([
+      ['c', [5, 2, 0, 2]],
+      ['s', [5, 2]],
+      ['c', [1, 3, ...ascii('cmd'), 5, ...ascii('token')]],
+      ['s', [1, 0]],
+      ['c', [5, 1, 0, 3, 11, ...ascii('example.com'), 1, 187]],
+      ['s', [5, 0, 0, 1, 0, 0, 0, 0, 0, 0]],
+    ]);
+    expect(w.target).toEqual({ host: 'example.com', port: 443, command: 1 });
+    expect(w.reply).toBe(0);
+    expect(w.granted).toBe(true);
+  });
+
+  it('follows a client that sends its greeting, login and request before any answer', () => {
+    const w = new SocksWatch();
+    expect(w.fromClient(Buffer.from([5, 1, 2, 1, 1, 0x61, 1, 0x62, 5, 1, 0, 1, 10, 0, 0, 7, 0, 80]))).toBe(true);
+    expect(w.target).toBeUndefined(); // the login step is only known once the proxy has chosen it
+    expect(w.fromServer(Buffer.from([5, 2, 1, 0, 5, 2, 0, 1, 0, 0, 0, 0, 0, 0]))).toBe(true);
+    expect(w.target).toEqual({ host: '10.0.0.7', port: 80, command: 1 });
+    expect(w.reply).toBe(2);
+    expect(w.granted).toBe(false);
+    expect(w.replyText()).toBe('connection not allowed by ruleset');
+  });
+
+  it('reads IPv6 targets', () => {
+    const w = new SocksWatch();
+    w.fromClient(Buffer.from([5, 1, 0]));
+    w.fromServer(Buffer.from([5, 0]));
+    w.fromClient(Buffer.from([5, 1, 0, 4, 0x20, 0x01, 0x0d, 0xb8, ...Array(11).fill(0), 1, 0, 22]));
+    expect(w.target).toEqual({ host: '2001:db8:0:0:0:0:0:1', port: 22, command: 1 });
+  });
+
+  it('follows SOCKS4 and SOCKS4a', () => {
+    const v4 = feed([['c', [4, 1, 0, 80, 192, 0, 2, 1, ...ascii('id'), 0]], ['s', [0, 90, 0, 0, 0, 0, 0, 0]]]);
+    expect(v4).toMatchObject({ version: 4, target: { host: '192.0.2.1', port: 80 }, reply: 90 });
+    expect(v4.granted).toBe(true);
+    const v4a = feed([['c', [4, 1, 1, 187, 0, 0, 0, 9, 0, ...ascii('example.org'), 0]], ['s', [0, 91, 0, 0, 0, 0, 0, 0]]]);
+    expect(v4a).toMatchObject({ version: 4, target: { host: 'example.org', port: 443 }, reply: 91 });
+    expect(v4a.granted).toBe(false);
+    expect(v4a.replyText()).toBe('request rejected or failed');
+  });
+
+  it('says a stream is not the protocol, so the tap cuts it', () => {
+    expect(new SocksWatch().fromClient(Buffer.from('GET / HTTP/1.1\r\n'))).toBe(false);
+    const badType = new SocksWatch();
+    badType.fromClient(Buffer.from([5, 1, 0]));
+    badType.fromServer(Buffer.from([5, 0]));
+    expect(badType.fromClient(Buffer.from([5, 1, 0, 9, 0, 0]))).toBe(false);
+    expect(badType.error).toMatch(/address type 9/);
+    const none = new SocksWatch();
+    none.fromClient(Buffer.from([5, 1, 0]));
+    expect(none.fromServer(Buffer.from([5, 0xff]))).toBe(false);
+    expect(none.granted).toBe(false);
+    const endless = new SocksWatch();
+    endless.fromClient(Buffer.from([4, 1, 0, 80, 1, 2, 3, 4]));
+    expect(endless.fromClient(Buffer.alloc(700, 0x61))).toBe(false); // a user id that never ends
+  });
+});
+
+/** An HTTP exchange over a Unix socket: status, headers and body. */
+function viaSocket(socketPath: string, opts: { path: string; method?: string; headers?: Record<string, string> }): Promise<{ status: number; body: string; res: IncomingMessage }> {
+  return new Promise((resolve, reject) => {
+    const r = request({ socketPath, path: opts.path, method: opts.method ?? 'GET', headers: opts.headers ?? {} }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, body, res }));
+    });
+    r.on('error', reject);
+    r.end();
+  });
+}
+
+describe('NetworkTap with nothing behind it', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tap-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('answers what it cannot pass on, and reports each attempt with what happened', async () => {
+    const seen: TappedConnection[] = [];
+    const tap = await NetworkTap.open({ http: join(dir, 'no-proxy.sock'), socks: join(dir, 'no-proxy.sock') }, (c) => seen.push(c));
+    const relative = await viaSocket(tap.httpPath, { path: '/not-absolute' });
+    expect(relative.status).toBe(400);
+    expect(relative.body).toMatch(/absolute http:\/\/ URL/);
+    const noProxy = await viaSocket(tap.socksPath, { path: 'http://example.com/x?secret=1' });
+    expect(noProxy.status).toBe(502);
+    expect(noProxy.body).toMatch(/proxy did not answer/);
+    // A CONNECT with nothing behind: the command's connection is closed.
+    const closed = await new Promise<string>((resolve) => {
+      const s = connect(tap.httpPath, () => s.write('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n'));
+      let got = '';
+      s.on('data', (c: Buffer) => (got += c.toString()));
+      s.on('close', () => resolve(got));
+    });
+    expect(closed).toBe('');
+    // SOCKS on the HTTP socket (each socket serves every protocol, as the proxy's do).
+    await new Promise<void>((resolve) => {
+      const s = connect(tap.httpPath, () => s.write(Buffer.from([5, 1, 0])));
+      s.on('close', () => resolve());
+    });
+    await tap.close();
+    expect(seen.map(({ via, host, port, allowed, status, url }) => ({ via, host, port, allowed, status, url }))).toEqual([
+      { via: 'http', host: '', port: 0, allowed: false, status: 400, url: undefined },
+      { via: 'http', host: 'example.com', port: 80, allowed: false, status: undefined, url: 'http://example.com/x' },
+      { via: 'connect', host: 'example.com', port: 443, allowed: false, status: undefined, url: undefined },
+      { via: 'socks5', host: '', port: 0, allowed: false, status: undefined, url: undefined },
+    ]);
+    expect(seen[0]!.reason).toMatch(/not an absolute http:\/\/ URL/);
+    expect(seen[1]!.reason).toMatch(/did not answer/);
+    expect(seen[2]!.reason).toMatch(/did not answer/);
+    expect(seen[3]!.reason).toMatch(/handshake did not finish/);
+  });
+});
+
+describe('NetworkTap in front of the sandbox proxy', () => {
+  let network: SandboxNetwork;
+  let echo: Server;
+  beforeAll(async () => {
+    network = new SandboxNetwork();
+    echo = await new Promise<Server>((resolve) => {
+      const srv = createServer((s) => s.pipe(s));
+      srv.listen(0, '127.0.0.1', () => resolve(srv));
+    });
+  });
+  afterAll(async () => {
+    echo?.close();
+    await network?.dispose();
+  });
+
+  it('reports a tunnel still open when the command ends, with the bytes that went through it', async () => {
+    const target = `127.0.0.1:${(echo.address() as AddressInfo).port}`;
+    const seen: TappedConnection[] = [];
+    const net = await network.forCommand([target], (c) => seen.push(c));
+    const auth = new URL(net.env['HTTP_PROXY']!);
+    const credentials = Buffer.from(`${decodeURIComponent(auth.username)}:${decodeURIComponent(auth.password)}`).toString('base64');
+    const socket: Socket = connect(net.relays[0]!.path);
+    let got = '';
+    socket.on('data', (c: Buffer) => (got += c.toString()));
+    socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\nProxy-Authorization: Basic ${credentials}\r\n\r\n`);
+    await expect.poll(() => got).toMatch(/^HTTP\/1\.1 200/);
+    socket.write('ping through the tunnel');
+    await expect.poll(() => got).toContain('ping through the tunnel');
+    expect(seen).toEqual([]); // still open: reported once it ends
+    await net.release();
+    await new Promise((r) => (socket.destroyed ? r(undefined) : socket.once('close', r)));
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({ via: 'connect', host: '127.0.0.1', port: (echo.address() as AddressInfo).port, allowed: true, status: 200 });
+    expect(seen[0]!.bytesOut).toBeGreaterThan('ping through the tunnel'.length);
+    expect(seen[0]!.bytesIn).toBeGreaterThan('ping through the tunnel'.length);
+  });
+});
