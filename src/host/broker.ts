@@ -556,16 +556,17 @@ export class Broker {
    * denies every further request.
    */
   recordConnection(command: CapabilityRequest, c: TappedConnection): void {
-    const where = c.url ?? `tcp://${c.host.includes(':') ? `[${c.host}]` : c.host}:${c.port}`;
+    const target = c.url ?? (c.host ? `tcp://${c.host.includes(':') ? `[${c.host}]` : c.host}:${c.port}` : undefined);
+    const where = target ?? 'a destination it did not get to name';
     const p = this.opts.audit.append({
       type: 'network.connection',
       session: command.sessionId,
       traceId: command.trace.traceId,
       spanId: command.trace.spanId,
       actor: this.opts.actor,
-      request: { id: randomUUID(), method: 'sandbox/connect', action: 'net', kind: 'net', url: where },
+      request: { id: randomUUID(), method: 'sandbox/connect', action: 'net', kind: 'net', ...(target ? { url: target } : {}) },
       decision: c.allowed
-        ? { effect: 'allow', allowed: true, policyIds: [], decidedBy: 'policy', reason: `${where} is among the domains policy opened for the command` }
+        ? { effect: 'allow', allowed: true, policyIds: [], decidedBy: 'policy', reason: `the sandbox's network proxy let the command reach ${where}, a domain policy opened for it` }
         : { effect: 'deny', allowed: false, policyIds: [], decidedBy: 'host', reason: `the sandbox's network proxy refused ${where}: ${c.reason ?? 'no reason given'}` },
       outcome: {
         ok: c.allowed && c.reason === undefined,

@@ -12,13 +12,24 @@
 // included) and how long it lasted. Each is reported once it has ended.
 //
 // Like the proxy, both sockets serve every protocol, told apart by the first
-// byte. HTTP: node's HTTP server parses what the command sends, so each
-// request on a kept-alive connection is reported on its own. A CONNECT (or an
-// upgrade) becomes a byte tunnel to the proxy once its head has been passed
+// byte. HTTP: node's HTTP server parses what the command sends, and the
+// requests of one connection go to the proxy one at a time, each reported on
+// its own (an Upgrade is not passed on: the request is answered as a plain
+// one and the connection closed after it, so nothing unparsed follows). A
+// CONNECT becomes a byte tunnel to the proxy once its head has been passed
 // on. SOCKS (4, 4a, 5) is relayed byte for byte while a small parser follows
 // the handshake (for SOCKS5: greeting, the username/password step that
 // carries the command's proxy id, the request, the reply); a stream that
 // breaks the protocol is cut.
+//
+// Allowed means the proxy let it through: its 200 to a CONNECT, its SOCKS
+// success reply (neither can come from the destination), and for a plain
+// request a destination on the command's own list that the proxy did not
+// refuse, so a command cannot have a destination it was never given recorded
+// as allowed. Limits (TAP_LIMITS): connections open at once per command
+// (more are refused and reported), requests waiting on one connection (more
+// cut it), and a connection must start within a time and finish its first
+// HTTP head within another.
 //
 // Not here: what the bytes mean (TLS is not opened). A refusal of a plain HTTP
 // request is told by the proxy's X-Proxy-Error mark, which a destination
@@ -32,7 +43,7 @@ import { join } from 'node:path';
 
 /** One connection (or one plain HTTP request) a sandboxed command made. */
 export interface TappedConnection {
-  /** How it asked: a plain HTTP proxy request, an HTTP CONNECT (or upgrade) tunnel, or SOCKS. */
+  /** How it asked: a plain HTTP proxy request, an HTTP CONNECT tunnel, or SOCKS. */
   readonly via: 'http' | 'connect' | 'socks4' | 'socks5';
   /** Where it asked to go, as it spelled the host ('' when the request could not be read). */
   readonly host: string;
@@ -67,6 +78,14 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te'
 /** How much of an answer's head the tap reads to find its status (and of a refusal's body, its reason). */
 const MAX_HEAD_BYTES = 16 * 1024;
 const MAX_REASON_BYTES = 512;
+/** Limits per command (see above). */
+export interface TapLimits {
+  readonly maxConnections: number;
+  readonly maxQueued: number;
+  readonly firstByteMs: number;
+  readonly headMs: number;
+}
+export const TAP_LIMITS: TapLimits = { maxConnections: 128, maxQueued: 32, firstByteMs: 10_000, headMs: 60_000 };
 /** The longest SOCKS5 handshake step: a request naming a 255-byte host, or a 255+255-byte login. */
 const MAX_SOCKS_STEP = 600;
 
@@ -131,17 +150,28 @@ export class NetworkTap {
   private readonly dir: string;
   private readonly upstream: TapUpstream;
   private readonly report: (c: TappedConnection) => void;
+  private readonly domains: readonly Domain[];
+  private readonly limits: TapLimits;
   private readonly sockets = new Set<net.Socket>();
   private readonly flows = new Set<Promise<void>>();
+  /** Connections the command opened that are still open. */
+  private clients = 0;
+  /** Per connection: the request being passed on and those waiting behind it. */
+  private readonly queues = new WeakMap<net.Socket, { tail: Promise<void>; length: number }>();
+  private readonly headTimers = new WeakMap<net.Socket, NodeJS.Timeout>();
   /** Parses the HTTP connections the fronts hand it; listens on nothing itself. */
   private readonly httpServer: http.Server;
   private readonly fronts: net.Server[];
   private closing: Promise<void> | undefined;
 
-  /** Listens on two new sockets in a private directory; `report` is told of each connection once it ends. */
-  static async open(upstream: TapUpstream, report: (c: TappedConnection) => void): Promise<NetworkTap> {
+  /**
+   * Listens on two new sockets in a private directory. `domains` are the
+   * command's (exact names, optional :port, as the proxy has them); `report`
+   * is told of each connection once it ends.
+   */
+  static async open(upstream: TapUpstream, domains: readonly string[], report: (c: TappedConnection) => void, limits: Partial<TapLimits> = {}): Promise<NetworkTap> {
     const dir = await mkdtemp(join(tmpdir(), 'tether-net-'));
-    const tap = new NetworkTap(dir, upstream, report);
+    const tap = new NetworkTap(dir, upstream, domains, report, { ...TAP_LIMITS, ...limits });
     try {
       await Promise.all([listen(tap.fronts[0]!, tap.httpPath), listen(tap.fronts[1]!, tap.socksPath)]);
       return tap;
@@ -151,8 +181,10 @@ export class NetworkTap {
     }
   }
 
-  private constructor(dir: string, upstream: TapUpstream, report: (c: TappedConnection) => void) {
+  private constructor(dir: string, upstream: TapUpstream, domains: readonly string[], report: (c: TappedConnection) => void, limits: TapLimits) {
     this.dir = dir;
+    this.limits = limits;
+    this.domains = domains.map(parseDomain);
     this.httpPath = join(dir, 'http.sock');
     this.socksPath = join(dir, 'socks.sock');
     this.upstream = upstream;
@@ -163,11 +195,13 @@ export class NetworkTap {
         console.error('tether: a network connection could not be reported:', (e as Error).message);
       }
     };
-    // The sandbox's own time limit bounds a command; the server's defaults would cut long requests.
-    this.httpServer = http.createServer({ requestTimeout: 0, headersTimeout: 60_000 });
-    this.httpServer.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.follow((done) => this.plainRequest(req, res, done)));
-    this.httpServer.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.follow((done) => this.tunnel(req, socket, head, done)));
-    this.httpServer.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.follow((done) => this.tunnel(req, socket, head, done)));
+    // Never listens, so its own timeouts never run: accept() times the start and the first head.
+    this.httpServer = http.createServer({ requestTimeout: 0 });
+    this.httpServer.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.queue(req, res));
+    this.httpServer.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+      clearTimeout(this.headTimers.get(socket));
+      this.follow((done) => this.tunnel(req, socket, head, done));
+    });
     this.httpServer.on('clientError', (_e: Error, socket: net.Socket) => socket.destroy());
     this.fronts = [net.createServer((s) => this.accept(s)), net.createServer((s) => this.accept(s))];
   }
@@ -175,15 +209,62 @@ export class NetworkTap {
   /** Tells the protocol by the first byte (SOCKS 4 and 5 begin with their version; HTTP with a letter). */
   private accept(s: net.Socket): void {
     this.track(s);
+    if (this.clients >= this.limits.maxConnections) {
+      s.destroy();
+      new Flow('http', this.report).end(`refused by Tether: over the limit of ${this.limits.maxConnections} connections open at once for one command`);
+      return;
+    }
+    this.clients++;
+    const silent = setTimeout(() => s.destroy(), this.limits.firstByteMs);
+    s.once('close', () => {
+      this.clients--;
+      clearTimeout(silent);
+      clearTimeout(this.headTimers.get(s));
+    });
     const onReadable = () => {
       const first = s.read(1) as Buffer | null;
       if (!first) return;
+      clearTimeout(silent);
       s.off('readable', onReadable);
       s.unshift(first);
-      if (first[0] === 4 || first[0] === 5) this.follow((done) => this.socks(s, done));
-      else this.httpServer.emit('connection', s);
+      if (first[0] === 4 || first[0] === 5) return this.follow((done) => this.socks(s, done));
+      this.headTimers.set(s, setTimeout(() => s.destroy(), this.limits.headMs));
+      this.httpServer.emit('connection', s);
     };
     s.on('readable', onReadable);
+  }
+
+  /** The requests of one connection go to the proxy one at a time, in order (so one connection is one upstream at most). */
+  private queue(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const socket = req.socket;
+    clearTimeout(this.headTimers.get(socket));
+    const q = this.queues.get(socket) ?? { tail: Promise.resolve(), length: 0 };
+    this.queues.set(socket, q);
+    if (q.length >= this.limits.maxQueued) {
+      socket.destroy();
+      return;
+    }
+    q.length++;
+    this.follow((done) => {
+      q.tail = q.tail.then(() => new Promise<void>((next) => {
+        let settled = false;
+        const finished = () => {
+          if (settled) return;
+          settled = true;
+          q.length--;
+          next();
+          done();
+        };
+        try {
+          this.plainRequest(req, res, finished);
+        } catch (e) {
+          // Nothing here should throw (node's parser has checked what reaches it); if it does, the connection ends, reported.
+          res.destroy();
+          new Flow('http', this.report).end(`Tether could not pass the request on: ${(e as Error).message}`);
+          finished();
+        }
+      }));
+    });
   }
 
   /** Stops listening, cuts what is still open, and returns once every connection has been reported. */
@@ -212,6 +293,12 @@ export class NetworkTap {
     run(done);
   }
 
+  /** Whether host:port is on the command's list (so the proxy may pass it). */
+  private listed(host: string, port: number): boolean {
+    const h = host.replace(/\.$/, '');
+    return this.domains.some((d) => d.host === h && (d.port === undefined || d.port === port));
+  }
+
   /** A plain HTTP proxy request: passed to the proxy as a request of its own. */
   private plainRequest(req: http.IncomingMessage, res: http.ServerResponse, done: () => void): void {
     const flow = new Flow('http', this.report);
@@ -227,17 +314,22 @@ export class NetworkTap {
     } catch {
       // not absolute: answered below
     }
-    if (!target || target.protocol !== 'http:') {
+    if (!target || (target.protocol !== 'http:' && target.protocol !== 'https:')) {
       flow.status = 400;
-      res.writeHead(400, { 'Content-Type': 'text/plain', Connection: 'close' }).end('tether: a proxy request needs an absolute http:// URL (use CONNECT for https)\n');
-      finish(`not an absolute http:// URL: ${String(req.url).slice(0, 200)}`);
+      if (!res.headersSent && !res.destroyed) res.writeHead(400, { 'Content-Type': 'text/plain', Connection: 'close' }).end('tether: a proxy request needs an absolute http:// or https:// URL\n');
+      finish(`not an absolute http(s) URL: ${String(req.url).slice(0, 200)}`);
       return;
     }
-    flow.host = target.hostname;
-    flow.port = target.port ? Number(target.port) : 80;
+    flow.host = bareHost(target.hostname);
+    flow.port = target.port ? Number(target.port) : target.protocol === 'https:' ? 443 : 80;
     flow.url = `${target.protocol}//${target.host}${target.pathname}`;
+    if (res.destroyed || req.socket.destroyed) return finish('the connection ended before the request was passed on');
+    // An Upgrade is answered as a plain request, and the connection closed after it: what would follow it is not parsed.
+    if (req.headers.upgrade !== undefined) res.once('finish', () => req.socket.end());
 
-    const up = http.request({ socketPath: this.upstream.http, method: req.method, path: req.url, headers: withoutHopByHop(req.rawHeaders), agent: false });
+    const headers = withoutHopByHop(req.rawHeaders);
+    if (req.headers.host === undefined) headers.push('Host', target.host); // HTTP/1.0 may leave it out; the proxy speaks 1.1
+    const up = http.request({ socketPath: this.upstream.http, method: req.method, path: req.url, headers, agent: false });
     let refusal: { mark: string; body: Buffer[]; kept: number } | undefined;
     up.on('error', (e) => {
       if (!res.headersSent) res.writeHead(502, { 'Content-Type': 'text/plain', Connection: 'close' }).end('tether: the sandbox network proxy did not answer\n');
@@ -246,11 +338,21 @@ export class NetworkTap {
     });
     up.on('response', (answer) => {
       flow.status = answer.statusCode;
-      const mark = answer.headers[REFUSAL_MARK];
-      flow.allowed = mark === undefined;
+      // The answer may be the destination's, so only a destination the proxy may pass counts as allowed.
+      const mark = answer.headers[REFUSAL_MARK] ?? (answer.statusCode === 407 ? 'proxy authentication required (the command did not present its proxy id)' : undefined);
+      const listed = this.listed(flow.host, flow.port);
+      flow.allowed = mark === undefined && listed;
       if (mark !== undefined) refusal = { mark: String(mark), body: [], kept: 0 };
+      else if (!listed) refusal = { mark: 'not a destination of this command, so not one the proxy passes', body: [], kept: MAX_REASON_BYTES };
       flow.bytesIn = headBytes(`HTTP/1.1 ${answer.statusCode} ${answer.statusMessage ?? ''}`, answer.rawHeaders);
-      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, withoutHopByHop(answer.rawHeaders));
+      try {
+        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, withoutHopByHop(answer.rawHeaders));
+      } catch (e) {
+        answer.destroy();
+        res.destroy();
+        refusal ??= { mark: `Tether could not pass the answer on (${(e as Error).message})`, body: [], kept: MAX_REASON_BYTES };
+        return;
+      }
       answer.on('data', (chunk: Buffer) => {
         flow.bytesIn += chunk.length;
         if (refusal && refusal.kept < MAX_REASON_BYTES) {
@@ -272,22 +374,17 @@ export class NetworkTap {
     });
   }
 
-  /** CONNECT or an upgrade: the head is passed on, then bytes both ways until either side ends. */
+  /** CONNECT: the head is passed on, then bytes both ways until either side ends. */
   private tunnel(req: http.IncomingMessage, client: net.Socket, head: Buffer, done: () => void): void {
     const flow = new Flow('connect', this.report);
-    const target: { host: string; port: number; url?: string } | undefined = req.method === 'CONNECT' ? hostPort(req.url ?? '') : upgradeTarget(req);
+    const target = hostPort(req.url ?? '');
     flow.host = target?.host ?? '';
     flow.port = target?.port ?? 0;
-    if (req.method !== 'CONNECT') {
-      flow.method = req.method;
-      if (target?.url) flow.url = target.url;
-    }
     const first = Buffer.from(headText(`${req.method} ${req.url} HTTP/${req.httpVersion}`, req.rawHeaders), 'latin1');
     flow.bytesOut = first.length + head.length;
 
     const up = net.connect(this.upstream.http);
     this.track(up);
-    const success = req.method === 'CONNECT' ? 200 : 101;
     let answered = false;
     let seen = Buffer.alloc(0);
     let closed = 0;
@@ -305,7 +402,7 @@ export class NetworkTap {
       if (!head) return;
       answered = true;
       flow.status = head.status;
-      flow.allowed = head.status === success || (req.method !== 'CONNECT' && head.status !== 0 && head.refusal === undefined);
+      flow.allowed = head.status === 200;
       if (!flow.allowed) flow.reason = refusalReason(head.refusal ?? `status ${head.status}`, seen.subarray(head.bodyAt, head.bodyAt + MAX_REASON_BYTES));
     });
     client.on('data', (chunk: Buffer) => (flow.bytesOut += chunk.length));
@@ -477,7 +574,7 @@ export class SocksWatch {
       if (hostEnd < 0) return true;
       host = b.subarray(userEnd + 1, hostEnd).toString('latin1');
     }
-    this.target = { host, port: b.readUInt16BE(2), command: b[1]! };
+    this.target = { host: bareHost(host), port: b.readUInt16BE(2), command: b[1]! };
     this.client = Buffer.alloc(0);
     this.clientStep = 'done';
     return true;
@@ -493,7 +590,7 @@ export class SocksWatch {
     const n = 4 + addrLen + 2;
     if (b.length < n) return true;
     const addr = b.subarray(4, 4 + addrLen);
-    const host = atyp === 1 ? [...addr].join('.') : atyp === 4 ? ipv6(addr) : addr.subarray(1).toString('latin1');
+    const host = atyp === 1 ? [...addr].join('.') : atyp === 4 ? bareHost(ipv6(addr)) : bareHost(addr.subarray(1).toString('latin1'));
     this.target = { host, port: b.readUInt16BE(4 + addrLen), command: b[1]! };
     this.client = Buffer.alloc(0);
     this.clientStep = 'done';
@@ -539,16 +636,29 @@ function hostPort(s: string): { host: string; port: number } | undefined {
   const m = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(s);
   if (!m) return undefined;
   const port = Number(m[3]);
-  return port > 0 && port < 65536 ? { host: m[1] ?? m[2]!, port } : undefined;
+  return port > 0 && port < 65536 ? { host: bareHost(m[1] ?? m[2]!), port } : undefined;
 }
 
-function upgradeTarget(req: http.IncomingMessage): { host: string; port: number; url: string } | undefined {
+/** A host as the audit log spells it: lower case, IPv6 without brackets and compressed. */
+function bareHost(h: string): string {
+  const inner = h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h;
+  if (!inner.includes(':')) return inner.toLowerCase();
   try {
-    const u = new URL(req.url ?? '');
-    return { host: u.hostname, port: u.port ? Number(u.port) : 80, url: `${u.protocol}//${u.host}${u.pathname}` };
+    return new URL(`http://[${inner}]/`).hostname.slice(1, -1);
   } catch {
-    return undefined;
+    return inner.toLowerCase();
   }
+}
+
+interface Domain {
+  readonly host: string;
+  readonly port: number | undefined;
+}
+
+/** "name" or "name:port", as the command's list has them. */
+function parseDomain(d: string): Domain {
+  const m = /^(.*?)(?::(\d{1,5}))?$/.exec(d)!;
+  return { host: bareHost(m[1]!.replace(/\.$/, '')), port: m[2] !== undefined ? Number(m[2]) : undefined };
 }
 
 function headText(first: string, raw: readonly string[]): string {

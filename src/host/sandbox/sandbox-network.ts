@@ -55,7 +55,7 @@ export class SandboxNetwork {
     const http = SandboxManager.getLinuxHttpSocketPath();
     const socks = SandboxManager.getLinuxSocksSocketPath();
     if (!http || !socks) throw new Error('the sandbox network proxy is not running (no socket); restart Tether');
-    const tap = await NetworkTap.open({ http, socks }, report);
+    const tap = await NetworkTap.open({ http, socks }, domains, report);
     const id = randomBytes(16).toString('base64url');
     const release = async () => {
       SandboxManager.unregisterCommandNetworkLists(id);

@@ -3,13 +3,16 @@
 // (through SandboxNetwork, as commands get it; needs socat, which .ci/run
 // installs) or in front of nothing at all.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request, type IncomingMessage } from 'node:http';
+import { createServer as createHttpServer, request, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetworkTap, SocksWatch, type TappedConnection } from '../../../src/host/sandbox/network-tap.ts';
+import { SandboxManager } from '@anthropic-ai/sandbox-runtime';
 import { SandboxNetwork } from '../../../src/host/sandbox/sandbox-network.ts';
+
+const realProxySocket = () => SandboxManager.getLinuxHttpSocketPath()!;
 
 /** Feeds `client` and `server` bytes to a watcher one byte at a time, interleaved as a real exchange would be. */
 function feed(steps: readonly ['c' | 's', number[]][]): SocksWatch {
@@ -52,7 +55,7 @@ describe('SocksWatch', () => {
     w.fromClient(Buffer.from([5, 1, 0]));
     w.fromServer(Buffer.from([5, 0]));
     w.fromClient(Buffer.from([5, 1, 0, 4, 0x20, 0x01, 0x0d, 0xb8, ...Array(11).fill(0), 1, 0, 22]));
-    expect(w.target).toEqual({ host: '2001:db8:0:0:0:0:0:1', port: 22, command: 1 });
+    expect(w.target).toEqual({ host: '2001:db8::1', port: 22, command: 1 });
   });
 
   it('follows SOCKS4 and SOCKS4a', () => {
@@ -104,10 +107,10 @@ describe('NetworkTap with nothing behind it', () => {
 
   it('answers what it cannot pass on, and reports each attempt with what happened', async () => {
     const seen: TappedConnection[] = [];
-    const tap = await NetworkTap.open({ http: join(dir, 'no-proxy.sock'), socks: join(dir, 'no-proxy.sock') }, (c) => seen.push(c));
+    const tap = await NetworkTap.open({ http: join(dir, 'no-proxy.sock'), socks: join(dir, 'no-proxy.sock') }, ['example.com'], (c) => seen.push(c), { firstByteMs: 200 });
     const relative = await viaSocket(tap.httpPath, { path: '/not-absolute' });
     expect(relative.status).toBe(400);
-    expect(relative.body).toMatch(/absolute http:\/\/ URL/);
+    expect(relative.body).toMatch(/absolute http:\/\/ or https:\/\/ URL/);
     const noProxy = await viaSocket(tap.socksPath, { path: 'http://example.com/x?secret=1' });
     expect(noProxy.status).toBe(502);
     expect(noProxy.body).toMatch(/proxy did not answer/);
@@ -124,6 +127,13 @@ describe('NetworkTap with nothing behind it', () => {
       const s = connect(tap.httpPath, () => s.write(Buffer.from([5, 1, 0])));
       s.on('close', () => resolve());
     });
+    // A connection that never says anything is dropped after the first-byte limit (nothing to report: it went nowhere).
+    const silent = await new Promise<number>((resolve) => {
+      const t = performance.now();
+      const q = connect(tap.httpPath);
+      q.on('close', () => resolve(performance.now() - t));
+    });
+    expect(silent).toBeLessThan(5_000);
     await tap.close();
     expect(seen.map(({ via, host, port, allowed, status, url }) => ({ via, host, port, allowed, status, url }))).toEqual([
       { via: 'http', host: '', port: 0, allowed: false, status: 400, url: undefined },
@@ -131,7 +141,7 @@ describe('NetworkTap with nothing behind it', () => {
       { via: 'connect', host: 'example.com', port: 443, allowed: false, status: undefined, url: undefined },
       { via: 'socks5', host: '', port: 0, allowed: false, status: undefined, url: undefined },
     ]);
-    expect(seen[0]!.reason).toMatch(/not an absolute http:\/\/ URL/);
+    expect(seen[0]!.reason).toMatch(/not an absolute http\(s\) URL/);
     expect(seen[1]!.reason).toMatch(/did not answer/);
     expect(seen[2]!.reason).toMatch(/did not answer/);
     expect(seen[3]!.reason).toMatch(/handshake did not finish/);
@@ -140,6 +150,13 @@ describe('NetworkTap with nothing behind it', () => {
 
 describe('NetworkTap in front of the sandbox proxy', () => {
   let network: SandboxNetwork;
+  /** As network.forCommand, with a tap of smaller limits in front of the same proxy. */
+  async function tapWithLimits(domains: string[], seen: TappedConnection[], limits: Parameters<typeof NetworkTap.open>[3]) {
+    const real = await network.forCommand(domains, () => {});
+    const upstream = { http: realProxySocket(), socks: realProxySocket() };
+    const tap = await NetworkTap.open(upstream, domains, (c) => seen.push(c), limits);
+    return { ...real, relays: [{ path: tap.httpPath, port: 3128 }], release: async () => { await tap.close(); await real.release(); } };
+  }
   let echo: Server;
   beforeAll(async () => {
     network = new SandboxNetwork();
@@ -151,6 +168,119 @@ describe('NetworkTap in front of the sandbox proxy', () => {
   afterAll(async () => {
     echo?.close();
     await network?.dispose();
+  });
+
+  /** A tap for one command that may reach `domains`, and the Proxy-Authorization its environment would present. */
+  async function forCommand(domains: string[], limits?: Parameters<typeof NetworkTap.open>[3]) {
+    const seen: TappedConnection[] = [];
+    const net = limits ? await tapWithLimits(domains, seen, limits) : await network.forCommand(domains, (c) => seen.push(c));
+    const auth = new URL(net.env['HTTP_PROXY']!);
+    const credentials = Buffer.from(`${decodeURIComponent(auth.username)}:${decodeURIComponent(auth.password)}`).toString('base64');
+    return { seen, net, path: net.relays[0]!.path, proxyAuth: `Proxy-Authorization: Basic ${credentials}\r\n` };
+  }
+  /** Raw bytes to a socket, everything that comes back until it closes (or `ms`; then `timedOut`). */
+  function exchangeFully(path: string, bytes: string, ms = 3000): Promise<{ got: string; timedOut: boolean }> {
+    return new Promise((resolve) => {
+      let got = '';
+      let timedOut = false;
+      const s = connect(path, () => s.write(bytes));
+      s.on('data', (c: Buffer) => (got += c.toString('latin1')));
+      s.on('error', () => {});
+      const timer = setTimeout(() => {
+        timedOut = true;
+        s.destroy();
+      }, ms);
+      s.on('close', () => {
+        clearTimeout(timer);
+        resolve({ got, timedOut });
+      });
+    });
+  }
+  const exchange = async (path: string, bytes: string, ms?: number) => (await exchangeFully(path, bytes, ms)).got;
+  let origin: HttpServer;
+  const originSaw: string[] = [];
+  let originOpen = 0;
+  let originMostOpen = 0;
+  beforeAll(async () => {
+    origin = await new Promise((resolve) => {
+      const srv = createHttpServer((req, res) => {
+        originSaw.push(req.url!);
+        setTimeout(() => res.end(`origin saw ${req.url}`), 5);
+      });
+      srv.on('connection', (c) => {
+        originMostOpen = Math.max(originMostOpen, ++originOpen);
+        c.on('close', () => originOpen--);
+      });
+      srv.listen(0, '127.0.0.1', () => resolve(srv));
+    });
+  });
+  afterAll(() => origin?.close());
+  const originAt = () => `127.0.0.1:${(origin.address() as AddressInfo).port}`;
+
+  it('passes nothing after a request that asks for an Upgrade: the connection ends after its answer', async () => {
+    const { seen, net, path, proxyAuth } = await forCommand([originAt()]);
+    const { got, timedOut } = await exchangeFully(path, `GET http://${originAt()}/first HTTP/1.1\r\nHost: ${originAt()}\r\n${proxyAuth}Connection: Upgrade\r\nUpgrade: x\r\n\r\n`
+      + `GET http://${originAt()}/smuggled HTTP/1.1\r\nHost: ${originAt()}\r\n${proxyAuth}\r\n`, 20_000);
+    expect(timedOut).toBe(false);
+    // Alone, too: the tap closes the connection after the answer, so a client opens a new one for more (not a kept-alive one nothing reads).
+    const alone = await exchangeFully(path, `GET http://${originAt()}/alone HTTP/1.1\r\nHost: ${originAt()}\r\n${proxyAuth}Connection: Upgrade\r\nUpgrade: h2c\r\n\r\n`, 20_000);
+    expect(alone.got).toContain('origin saw /alone');
+    expect(alone.timedOut).toBe(false);
+    await net.release();
+    expect(got).toContain('origin saw /first');
+    expect(got).not.toContain('smuggled');
+    expect(originSaw).not.toContain('/smuggled');
+    expect(seen.map((c) => [c.url, c.allowed])).toEqual([[`http://${originAt()}/first`, true], [`http://${originAt()}/alone`, true]]);
+  });
+
+  it('never records as allowed what the proxy did not let through, whatever the answer looks like', async () => {
+    const { seen, net, path } = await forCommand([originAt()]);
+    // No proxy id: the proxy answers 407 without its refusal mark.
+    const got = await exchange(path, 'GET http://not-opened.example/ HTTP/1.1\r\nHost: not-opened.example\r\nConnection: close\r\n\r\n');
+    await net.release();
+    expect(got).toMatch(/^HTTP\/1\.1 407/);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({ host: 'not-opened.example', allowed: false, status: 407 });
+    expect(seen[0]!.reason).toMatch(/proxy authentication required/);
+  });
+
+  it('passes one request of a connection at a time, and reports each', async () => {
+    const { seen, net, path, proxyAuth } = await forCommand([originAt()]);
+    originMostOpen = 0;
+    const n = 20;
+    let pipelined = '';
+    for (let i = 0; i < n; i++) pipelined += `GET http://${originAt()}/p${i} HTTP/1.1\r\nHost: ${originAt()}\r\n${proxyAuth}${i === n - 1 ? 'Connection: close\r\n' : ''}\r\n`;
+    const got = await exchange(path, pipelined, 10_000);
+    await net.release();
+    expect(got.match(/origin saw \/p\d+/g)).toEqual(Array.from({ length: n }, (_, i) => `origin saw /p${i}`));
+    expect(originMostOpen).toBe(1);
+    expect(seen.map((c) => c.url)).toEqual(Array.from({ length: n }, (_, i) => `http://${originAt()}/p${i}`));
+  });
+
+  it('passes an HTTP/1.0 request without a Host header', async () => {
+    const { seen, net, path, proxyAuth } = await forCommand([originAt()]);
+    const got = await exchange(path, `GET http://${originAt()}/old HTTP/1.0\r\n${proxyAuth}\r\n`);
+    await net.release();
+    expect(got).toMatch(/^HTTP\/1\.[01] 200/);
+    expect(got).toContain('origin saw /old');
+    expect(seen[0]).toMatchObject({ allowed: true, status: 200 });
+  });
+
+  it('cuts a connection that queues too many requests, and refuses connections over the limit, reported', async () => {
+    const { seen, net, path, proxyAuth } = await forCommand([originAt()], { maxQueued: 4, maxConnections: 2 });
+    let many = '';
+    for (let i = 0; i < 40; i++) many += `GET http://${originAt()}/q${i} HTTP/1.1\r\nHost: ${originAt()}\r\n${proxyAuth}\r\n`;
+    const got = await exchange(path, many, 10_000);
+    expect((got.match(/origin saw/g) ?? []).length).toBeLessThan(40);
+    const open = [connect(path), connect(path)];
+    await new Promise((r) => setTimeout(r, 100));
+    const third = await exchange(path, `GET http://${originAt()}/third HTTP/1.1\r\nHost: ${originAt()}\r\n${proxyAuth}\r\n`);
+    expect(third).toBe('');
+    for (const o of open) o.destroy();
+    await net.release();
+    expect(originSaw).not.toContain('/third');
+    expect(seen.filter((c) => c.reason?.includes('over the limit of 2 connections'))).toHaveLength(1);
+    expect(seen.filter((c) => c.url?.includes('/q')).length).toBeLessThanOrEqual(5);
   });
 
   it('reports a tunnel still open when the command ends, with the bytes that went through it', async () => {
