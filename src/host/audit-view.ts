@@ -3,14 +3,21 @@
 // signatures) with the key this install signs with. Reading and verifying are
 // the signed log's own reader and verifier; this only shapes their answers.
 //
+// Verifying runs on a worker thread (a log of years takes seconds, and this
+// host's event loop serves the broker and the window), one at a time, and is
+// skipped when the directory's fingerprint (every file's name, size, inode and
+// times) and the key are what they were at the last verification: any append,
+// checkpoint, rotation or edit of a file changes it.
+//
 // Not here: trusting a key from elsewhere. The view checks against the key in
 // this machine's keychain, so it shows tampering with the files, not a
 // stolen key; `tether audit verify --pubkey` with a key held elsewhere does that.
 
 import type { AuditRecord } from '../common/audit-record.ts';
 import type { AuditVerification } from '../common/ipc-contract.ts';
+import type { AuditVerifyReport } from './audit/audit-verifier.ts';
 import { readLastAuditRecords } from './audit/read-records.ts';
-import { verifyAuditDir } from './audit/audit-verifier.ts';
+import { auditDirFingerprint, verifyAuditDirOffThread } from './audit/audit-verify-thread.ts';
 
 export interface AuditView {
   /** The newest records (up to `limit`), oldest first. */
@@ -35,6 +42,10 @@ export class SignedAuditView implements AuditView {
   private checkpointedSize = -1;
   /** Global seq of the last record the newest checkpoint covers. */
   private checkpointedSeq = -1;
+  /** Verifications run one after another (the last one's answer may serve the next). */
+  private serial: Promise<unknown> = Promise.resolve();
+  /** The last answer, and what the directory and the key were when it was computed. */
+  private last: { fingerprint: string; key: string | undefined; answer: AuditVerification } | undefined;
 
   constructor(dir: string, opts: SignedAuditViewOptions) {
     this.dir = dir;
@@ -45,10 +56,17 @@ export class SignedAuditView implements AuditView {
     return readLastAuditRecords(this.dir, limit);
   }
 
-  async verify(): Promise<AuditVerification> {
+  verify(): Promise<AuditVerification> {
+    const next = this.serial.then(() => this.verifyNow(), () => this.verifyNow());
+    this.serial = next;
+    return next;
+  }
+
+  private async verifyNow(): Promise<AuditVerification> {
     const key = this.opts.verifierKey();
     const log = this.opts.log;
     let report;
+    let fingerprint: string | undefined;
     try {
       // A live log grows while it is verified: records that land after the
       // checkpoint written here are not yet vouched for, which is not tampering.
@@ -58,14 +76,22 @@ export class SignedAuditView implements AuditView {
           this.checkpointedSize = cp.size;
           this.checkpointedSeq = cp.lastSeq;
         }
-        report = await verifyAuditDir(this.dir, { trustedKeys: key ? [key] : [], allowUnsigned: this.opts.allowUnsigned ?? false });
+        fingerprint = await auditDirFingerprint(this.dir);
+        if (this.last && this.last.fingerprint === fingerprint && this.last.key === key) return this.last.answer;
+        report = await verifyAuditDirOffThread(this.dir, { trustedKeys: key ? [key] : [], allowUnsigned: this.opts.allowUnsigned ?? false });
         if (report.ok || !log || attempt >= 2 || log.status.treeSize === this.checkpointedSize) break;
       }
     } catch (e) {
       return { ok: false, records: 0, message: `the audit log cannot be read: ${(e as Error).message}` };
     }
+    const answer = this.answer(report, log !== undefined);
+    if (fingerprint !== undefined) this.last = { fingerprint, key, answer };
+    return answer;
+  }
+
+  private answer(report: AuditVerifyReport, live: boolean): AuditVerification {
     const unvouched = report.problem?.seq;
-    if (!report.ok && log && unvouched !== undefined && this.checkpointedSeq >= 0 && unvouched > this.checkpointedSeq && report.records > 0) {
+    if (!report.ok && live && unvouched !== undefined && this.checkpointedSeq >= 0 && unvouched > this.checkpointedSeq && report.records > 0) {
       return { ok: true, records: report.records, message: `${report.records} records verified through record ${this.checkpointedSeq}; newer records are still being written and will be covered by the next checkpoint` };
     }
     if (!report.ok) {

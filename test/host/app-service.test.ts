@@ -13,6 +13,8 @@ import { ForkAgentStarter, type AgentProcess, type AgentStartOptions } from '../
 import { startAppHost, type AppHost, type AppHostOptions } from '../../src/host/app-host.ts';
 import { RestartBackoff } from '../../src/host/app-service.ts';
 import { SignedAuditView } from '../../src/host/audit-view.ts';
+import { verifyAuditDir } from '../../src/host/audit/audit-verifier.ts';
+import { verifyAuditDirOffThread } from '../../src/host/audit/audit-verify-thread.ts';
 import { readAuditRecords } from '../../src/host/audit/read-records.ts';
 import { SignedAuditLog } from '../../src/host/audit/signed-audit-log.ts';
 import { NoteSigningKey } from '../../src/host/keychain/note-key.ts';
@@ -301,7 +303,8 @@ describe('SignedAuditView', () => {
   async function log(records: number) {
     const dir = await mkdtemp(join(tmp, 'audit-'));
     const w = await SignedAuditLog.open({ dir, keyStore: testKeys });
-    for (let i = 0; i < records; i++) await w.append({ type: 'session.start', session: `s${i}` });
+    if (records > 100) await Promise.all(Array.from({ length: records }, (_, i) => w.append({ type: 'session.start', session: `s${i}` }))); // group commits
+    else for (let i = 0; i < records; i++) await w.append({ type: 'session.start', session: `s${i}` });
     await w.close(); // writes a signed checkpoint
     const segment = (await readdir(dir)).find((f) => f.endsWith('.jsonl') && !f.startsWith('checkpoints'))!;
     return { dir, segment: join(dir, segment) };
@@ -330,6 +333,49 @@ describe('SignedAuditView', () => {
     const v = await new SignedAuditView(dir, { verifierKey: () => k }).verify();
     expect(v.ok).toBe(false);
     expect(v.message.length).toBeGreaterThan(10);
+  });
+
+  it('answers from its last verification only while nothing in the directory has changed', async () => {
+    const { dir, segment } = await log(5);
+    const k = await key();
+    const view = new SignedAuditView(dir, { verifierKey: () => k });
+    const first = await view.verify();
+    expect(first.ok).toBe(true);
+    expect(await view.verify()).toBe(first); // the same answer object: not verified again
+    // One byte changed in place, size kept: the log is verified again and fails.
+    const bytes = await readFile(segment);
+    const at = bytes.indexOf('"s2"') + 2;
+    bytes[at] = '9'.charCodeAt(0);
+    await writeFile(segment, bytes);
+    const after = await view.verify();
+    expect(after.ok).toBe(false);
+    // Another key: verified again, even with the files as they were.
+    const other = NoteSigningKey.generate('someone-else').verifierKey;
+    let which = k;
+    const switching = new SignedAuditView((await log(2)).dir, { verifierKey: () => which });
+    expect((await switching.verify()).ok).toBe(true);
+    which = other;
+    expect((await switching.verify()).ok).toBe(false);
+  });
+
+  it('verifies on a worker thread: the event loop keeps turning meanwhile, and the verdicts are verifyAuditDir\'s', async () => {
+    const { dir, segment } = await log(30_000);
+    const k = (await key())!;
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const t = performance.now();
+    const report = await verifyAuditDirOffThread(dir, { trustedKeys: [k] });
+    const ms = performance.now() - t;
+    clearInterval(timer);
+    expect(report).toEqual(await verifyAuditDir(dir, { trustedKeys: [k] }));
+    expect(report).toMatchObject({ ok: true, records: 30_001 });
+    // The loop turned most milliseconds the verification took (on the event loop's thread: about one in ten, at its awaits).
+    expect(ticks).toBeGreaterThan(ms / 4);
+    const lines = (await readFile(segment, 'utf8')).split('\n');
+    await writeFile(segment, lines.map((x, i) => (i === 100 ? x.replace('"s99"', '"s98"') : x)).join('\n'));
+    const bad = await verifyAuditDirOffThread(dir, { trustedKeys: [k] });
+    expect(bad.ok).toBe(false);
+    expect(bad).toEqual(await verifyAuditDir(dir, { trustedKeys: [k] }));
   });
 
   it('does not verify against another key', async () => {

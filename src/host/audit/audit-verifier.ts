@@ -591,7 +591,7 @@ export function runVerifierSteps(v: AuditVerifier, steps: (v: AuditVerifier) => 
 }
 
 /** The names of a log directory's files, relative to it, with '/' between folders. */
-async function auditDirNames(dir: string): Promise<string[]> {
+export async function auditDirNames(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
     if (!entry.isFile()) continue;
