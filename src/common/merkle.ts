@@ -111,6 +111,46 @@ export class MerkleFrontier<H = Hash> {
   }
 }
 
+/**
+ * The compact range [begin, end) built leaf by leaf from `begin`: the hashes
+ * of compactRangeShape(begin, end), left to right, in O(log n) memory. With a
+ * MerkleFrontier (the range from 0) it is what a proof about a few leaves of
+ * a long log needs, without holding the log's tree.
+ */
+export class CompactRange<H = Hash> {
+  private readonly hasher: NodeHasher<H>;
+  private readonly nodes: Array<{ start: number; size: number; hash: H }> = [];
+  readonly begin: number;
+  private next: number;
+
+  constructor(hasher: NodeHasher<H>, begin: number) {
+    if (!(Number.isSafeInteger(begin) && begin >= 0)) throw new RangeError(`bad range start ${begin}`);
+    this.hasher = hasher;
+    this.begin = begin;
+    this.next = begin;
+  }
+
+  get end(): number {
+    return this.next;
+  }
+
+  append(leafHash: H): void {
+    let node = { start: this.next, size: 1, hash: leafHash };
+    this.next++;
+    // Merge with the node on the left while the two are siblings (equal size, the left one aligned to their parent).
+    for (let left = this.nodes.at(-1); left && left.size === node.size && left.start % (2 * node.size) === 0; left = this.nodes.at(-1)) {
+      this.nodes.pop();
+      node = { start: left.start, size: left.size * 2, hash: this.hasher.node(left.hash, node.hash) };
+    }
+    this.nodes.push(node);
+  }
+
+  /** The subtree hashes, left to right (compactRangeShape(begin, end) order). */
+  get hashes(): H[] {
+    return this.nodes.map((n) => n.hash);
+  }
+}
+
 /** [start, size] of each subtree in the frontier of a tree of `size` leaves, largest first. */
 export function frontierShape(size: number): Array<[start: number, size: number]> {
   return compactRangeShape(0, size);

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AuditEntry } from '../../src/common/audit-record.ts';
 import { formatCheckpoint, signNote } from '../../src/common/signed-note.ts';
+import { exportEvidence, proveRecord } from '../../src/host/audit/audit-evidence.ts';
 import { AuditOutbox } from '../../src/host/audit/audit-outbox.ts';
 import { readAuditDir, verifyAuditDir, verifyAuditFiles } from '../../src/host/audit/audit-verifier.ts';
 import { HttpCollectorSink } from '../../src/host/audit/http-collector-sink.ts';
@@ -92,6 +93,21 @@ export default async function (): Promise<void> {
     fromDisk.push(report.records / ((performance.now() - t) / 1000));
   }
   console.log(`verify a directory: ${fmt(mid(fromDisk))} records/s median of 3 (segments read twice, one at a time: at most ${(largest / 1e6).toFixed(0)} MB of them in memory)`);
+  // Evidence from the same directory, one segment at a time: memory is the segment being read and what is exported.
+  const peak = async <T>(run: () => Promise<T>): Promise<{ ms: number; mb: number; value: T }> => {
+    const base = process.memoryUsage().heapUsed;
+    let max = base;
+    const sampler = setInterval(() => (max = Math.max(max, process.memoryUsage().heapUsed)), 2);
+    const t0 = performance.now();
+    const value = await run();
+    const ms = performance.now() - t0;
+    clearInterval(sampler);
+    return { ms, mb: (Math.max(max, process.memoryUsage().heapUsed) - base) / 1e6, value };
+  };
+  const proof = await peak(() => proveRecord(bigDir, 100_000));
+  const middle = (JSON.parse(proof.value.record) as { time: string }).time;
+  const minute = await peak(() => exportEvidence(bigDir, { from: new Date(middle), to: new Date(Date.parse(middle) + 1) }));
+  console.log(`evidence from the directory: prove one record ${proof.ms.toFixed(0)} ms, export a 1 ms range (${minute.value.bundle.manifest.records} records) ${minute.ms.toFixed(0)} ms; heap grew at most ${Math.max(proof.mb, minute.mb).toFixed(0)} MB (log: ${(bytes / 1e6).toFixed(0)} MB)`);
 
   const body = formatCheckpoint({ origin: 'tether.audit/0123456789abcdef', size: 123456, root: new Uint8Array(32).fill(7), extensions: [`time ${new Date().toISOString()}`] });
   const n = 2000;

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
+  CompactRange,
   MerkleFrontier,
   MerkleTree,
   compactRangeShape,
@@ -229,5 +230,26 @@ describe('RFC 6962 Merkle tree', () => {
   it('generates proofs from any subtree-hash source, the same as the in-memory tree', () => {
     const tree = treeOf(LEAVES);
     expect(inclusionProof(5, 8, tree.subtreeHash).map(hex)).toEqual(INCLUSION[2]![2]);
+  });
+});
+
+describe('CompactRange', () => {
+  it('builds compactRangeShape(begin, end) leaf by leaf: the same hashes as the whole tree gives', () => {
+    const tree = new MerkleTree(hasher);
+    const leaves = Array.from({ length: 70 }, (_, i) => sha256(new Uint8Array([i])));
+    for (const l of leaves) tree.append(l);
+    for (let begin = 0; begin <= 33; begin++) {
+      const range = new CompactRange(hasher, begin);
+      for (let end = begin; end <= 70; end++) {
+        expect(range.end).toBe(end);
+        expect(range.hashes.map(hex)).toEqual(tree.compactRange(begin, end).map(hex));
+        if (end < 70) range.append(leaves[end]!);
+      }
+    }
+  });
+
+  it('refuses a start that is not a whole number', () => {
+    expect(() => new CompactRange(hasher, -1)).toThrow(RangeError);
+    expect(() => new CompactRange(hasher, 1.5)).toThrow(RangeError);
   });
 });

@@ -13,55 +13,102 @@
 
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { canonicalJson } from '../../common/canonical-json.ts';
 import type { AuditChainStart, AuditRecord } from '../../common/audit-record.ts';
-import { MerkleTree, equalHashes, rootFromRange, verifyInclusion } from '../../common/merkle.ts';
+import { CompactRange, MerkleFrontier, compactRangeShape, equalHashes, inclusionProof, rootFromRange, subtreeHashFrom, verifyInclusion } from '../../common/merkle.ts';
 import { decodeBase64, encodeBase64, openNote, parseCheckpoint, parseNote, type Checkpoint } from '../../common/signed-note.ts';
 import { noteVerifier } from '../keychain/note-key.ts';
-import { classify, readAuditDir, type AuditFile } from './audit-verifier.ts';
+import { auditDirNames, classifyNames } from './audit-verifier.ts';
 import { fromHex, leafHashOfBytes, merkleHasher, sha256Hex, toHex } from './hashing.ts';
-import { KEYS_DIR, parseCheckpointLine, type CheckpointLine } from './log-layout.ts';
+import { KEYS_DIR, parseCheckpointLine, segmentRecordBytes, type CheckpointLine, type SegmentName } from './log-layout.ts';
 
 export const INCLUSION_PROOF_FORMAT = 'tether-audit-inclusion/1';
 export const EVIDENCE_FORMAT = 'tether-audit-evidence/1';
 
-interface ChainData {
-  chain: number;
-  origin: string;
-  firstSeq: number;
-  key: string | null;
-  lines: string[];
-  tree: MerkleTree;
-  checkpoints: Array<{ line: CheckpointLine; body: Checkpoint }>;
+/** A chain as its first record names it. */
+interface ChainStartInfo {
+  readonly chain: number;
+  readonly origin: string;
+  readonly firstSeq: number;
 }
 
-/** Reads every chain of a log directory into memory (records, tree, checkpoints). Not a verifier. */
-async function readChains(files: readonly AuditFile[]): Promise<ChainData[]> {
-  const { checkpoints, segments } = classify(files);
-  const chains: ChainData[] = [];
-  for (const seg of segments) {
-    let chain = chains.at(-1);
-    const text = seg.bytes.toString('utf8');
-    const lines = text.endsWith('\n') ? text.slice(0, -1).split('\n') : text.split('\n').slice(0, -1);
-    for (const line of lines) {
-      const r = JSON.parse(line) as AuditRecord;
-      if (!chain || chain.chain !== seg.name.chain) {
-        const d = r.detail as unknown as AuditChainStart;
-        chain = { chain: seg.name.chain, origin: d.origin, firstSeq: r.seq, key: d.key, lines: [], tree: new MerkleTree(merkleHasher), checkpoints: [] };
-        chains.push(chain);
+interface CheckpointEntry {
+  readonly line: CheckpointLine;
+  readonly body: Checkpoint;
+}
+
+interface LogNames {
+  readonly segments: readonly SegmentName[];
+  readonly checkpoints: string | undefined;
+  readonly others: readonly string[];
+}
+
+async function logNames(dir: string): Promise<LogNames> {
+  return classifyNames(await auditDirNames(dir));
+}
+
+/** The checkpoints of each chain (by origin), in the order they were written. */
+async function readCheckpoints(dir: string, names: LogNames): Promise<Map<string, CheckpointEntry[]>> {
+  const out = new Map<string, CheckpointEntry[]>();
+  if (!names.checkpoints) return out;
+  for (const text of (await readFile(join(dir, names.checkpoints), 'utf8')).split('\n').filter(Boolean)) {
+    const line = parseCheckpointLine(text);
+    const body = parseCheckpoint(line.unsigned ? line.note : parseNote(line.note).text);
+    const list = out.get(body.origin) ?? [];
+    list.push({ line, body });
+    out.set(body.origin, list);
+  }
+  return out;
+}
+
+/**
+ * Every complete record of the log, in order, with one segment in memory at a
+ * time (a log grows for years): `chain` at the first record of each chain,
+ * then `record` with the record's bytes and its index in the chain. Not a
+ * verifier: what it reads is checked against a signed root by the caller.
+ */
+async function walkRecords(dir: string, names: LogNames, visit: { chain(c: ChainStartInfo): void; record(bytes: Buffer, index: number): void }): Promise<void> {
+  let current: number | undefined;
+  let index = 0;
+  for (let i = 0; i < names.segments.length; i++) {
+    const seg = names.segments[i]!;
+    const bytes = segmentRecordBytes(await readFile(join(dir, seg.file)), i === names.segments.length - 1);
+    for (let at = 0, nl = bytes.indexOf(10); nl >= 0; at = nl + 1, nl = bytes.indexOf(10, at)) {
+      const line = bytes.subarray(at, nl);
+      if (current !== seg.chain) {
+        const first = JSON.parse(line.toString('utf8')) as AuditRecord;
+        const d = first.detail as unknown as AuditChainStart;
+        visit.chain({ chain: seg.chain, origin: d.origin, firstSeq: first.seq });
+        current = seg.chain;
+        index = 0;
       }
-      chain.lines.push(line);
-      chain.tree.append(leafHashOfBytes(Buffer.from(line)));
+      visit.record(line, index++);
     }
   }
-  if (checkpoints) {
-    for (const text of checkpoints.bytes.toString('utf8').split('\n').filter(Boolean)) {
-      const line = parseCheckpointLine(text);
-      const body = parseCheckpoint(line.unsigned ? line.note : parseNote(line.note).text);
-      chains.find((c) => c.origin === body.origin)?.checkpoints.push({ line, body });
-    }
+}
+
+/** The root the log's leaves [0, size) of one chain hash to, taken as they stream past. */
+class RootAt {
+  private readonly frontier = new MerkleFrontier(merkleHasher);
+  root: Uint8Array | undefined;
+  readonly size: number;
+  constructor(size: number) {
+    this.size = size;
   }
-  return chains;
+  append(leaf: Uint8Array): void {
+    if (this.frontier.size >= this.size) return;
+    this.frontier.append(leaf);
+    if (this.frontier.size === this.size) this.root = this.frontier.root();
+  }
+  /** The compact range [0, n) so far. */
+  get left(): Uint8Array[] {
+    return [...this.frontier.hashes];
+  }
+}
+
+function mismatch(dir: string, size: number): Error {
+  return new Error(`the log does not match its checkpoint at size ${size}; run \`tether audit verify ${dir}\``);
 }
 
 // --- inclusion proofs ---
@@ -80,26 +127,53 @@ export interface InclusionProof {
   readonly checkpoint: string;
 }
 
-/** An inclusion proof for record `seq` against the newest checkpoint that covers it. */
+/** An inclusion proof for record `seq` against the newest checkpoint that covers it (reads the log one segment at a time). */
 export async function proveRecord(dir: string, seq: number): Promise<InclusionProof> {
-  const chains = await readChains(await readAuditDir(dir));
-  const chain = chains.find((c) => seq >= c.firstSeq && seq < c.firstSeq + c.lines.length);
-  if (!chain) throw new Error(`no record with seq ${seq} in ${dir}`);
-  const leafIndex = seq - chain.firstSeq;
-  const cp = chain.checkpoints.filter((c) => c.body.size > leafIndex && !c.line.unsigned).at(-1);
+  const names = await logNames(dir);
+  const checkpoints = await readCheckpoints(dir, names);
+  let target: { origin: string; leafIndex: number; cp: CheckpointEntry | undefined } | undefined;
+  let record: string | undefined;
+  let leaf: Uint8Array | undefined;
+  let tree: RootAt | undefined;
+  let left: Uint8Array[] = [];
+  let right: CompactRange | undefined;
+  let inChain = false;
+  await walkRecords(dir, names, {
+    chain(c) {
+      inChain = false;
+      if (record !== undefined || seq < c.firstSeq) return; // found already, or in an earlier chain: not in this log
+
+      const leafIndex = seq - c.firstSeq;
+      const cp = (checkpoints.get(c.origin) ?? []).filter((x) => x.body.size > leafIndex && !x.line.unsigned).at(-1);
+      target = { origin: c.origin, leafIndex, cp };
+      tree = cp ? new RootAt(cp.body.size) : undefined;
+      right = new CompactRange(merkleHasher, leafIndex + 1);
+      inChain = true;
+    },
+    record(bytes, index) {
+      if (!inChain || !target) return;
+      if (index === target.leafIndex) {
+        record = bytes.toString('utf8');
+        leaf = leafHashOfBytes(bytes);
+        left = tree?.left ?? [];
+      } else if (index > target.leafIndex && target.cp && index < target.cp.body.size) {
+        right!.append(leafHashOfBytes(bytes));
+      }
+      if (tree) tree.append(index === target.leafIndex ? leaf! : leafHashOfBytes(bytes));
+    },
+  });
+  if (!target || record === undefined) throw new Error(`no record with seq ${seq} in ${dir}`);
+  const { cp, leafIndex, origin } = target;
   if (!cp) throw new Error(`record ${seq} is not yet covered by a signed checkpoint; try again after Tether writes its next one`);
   const size = cp.body.size;
-  if (!equalHashes(chain.tree.root(size), cp.body.root)) throw new Error(`the log does not match its checkpoint at size ${size}; run \`tether audit verify ${dir}\``);
-  return {
-    format: INCLUSION_PROOF_FORMAT,
-    origin: chain.origin,
-    seq,
-    leafIndex,
-    treeSize: size,
-    record: chain.lines[leafIndex]!,
-    proof: chain.tree.inclusionProof(leafIndex, size).map(encodeBase64),
-    checkpoint: cp.line.note,
-  };
+  if (!tree?.root || !equalHashes(tree.root, cp.body.root)) throw mismatch(dir, size);
+  // Every node of the audit path is made of the compact ranges either side of the leaf.
+  const known = new Map<string, Uint8Array>();
+  compactRangeShape(0, leafIndex).forEach(([st, n], i) => known.set(`${st}/${n}`, left[i]!));
+  compactRangeShape(leafIndex + 1, size).forEach(([st, n], i) => known.set(`${st}/${n}`, right!.hashes[i]!));
+  known.set(`${leafIndex}/1`, leaf!);
+  const proof = inclusionProof(leafIndex, size, subtreeHashFrom(merkleHasher, (st, n) => known.get(`${st}/${n}`)));
+  return { format: INCLUSION_PROOF_FORMAT, origin, seq, leafIndex, treeSize: size, record, proof: proof.map(encodeBase64), checkpoint: cp.line.note };
 }
 
 export interface ProofCheck {
@@ -174,42 +248,66 @@ export interface ExportOptions {
   readonly now?: () => Date;
 }
 
+/**
+ * The records of a time range with their proof, reading the log twice, one
+ * segment in memory at a time: first each record's time (which records are
+ * in the range), then the range itself and the compact ranges either side.
+ */
 export async function exportEvidence(dir: string, opts: ExportOptions): Promise<{ bundle: EvidenceBundle; warnings: string[] }> {
   if (!(opts.from.getTime() <= opts.to.getTime())) throw new Error('--from must not be after --to');
-  const files = await readAuditDir(dir);
-  const chains = await readChains(files);
+  const from = opts.from.getTime();
+  const to = opts.to.getTime();
+  const names = await logNames(dir);
+  const checkpoints = await readCheckpoints(dir, names);
+
+  // Pass 1: per chain, the first record at or after `from` and the last at or before `to`.
+  const spans: Array<ChainStartInfo & { first: number; last: number }> = [];
+  await walkRecords(dir, names, {
+    chain: (c) => spans.push({ ...c, first: -1, last: -1 }),
+    record(bytes, index) {
+      const span = spans.at(-1)!;
+      const t = Date.parse((JSON.parse(bytes.toString('utf8')) as AuditRecord).time);
+      if (span.first < 0 && t >= from) span.first = index;
+      if (t <= to) span.last = index;
+    },
+  });
+
+  // Which part of each chain goes out, against which checkpoint.
   const warnings: string[] = [];
-  const out: EvidenceChain[] = [];
-  for (const c of chains) {
-    const times = c.lines.map((l) => Date.parse((JSON.parse(l) as AuditRecord).time));
-    const first = times.findIndex((t) => t >= opts.from.getTime());
-    let last = -1;
-    for (let i = times.length - 1; i >= 0; i--) {
-      if (times[i]! <= opts.to.getTime()) {
-        last = i;
-        break;
-      }
-    }
-    if (first < 0 || last < first) continue;
-    const cp = c.checkpoints.filter((x) => !x.line.unsigned).at(-1);
-    if (!cp || cp.body.size <= first) {
-      warnings.push(`chain ${c.chain}: records from seq ${c.firstSeq + first} on are not yet covered by a signed checkpoint and were left out`);
+  const plans = new Map<number, { span: (typeof spans)[number]; cp: CheckpointEntry; end: number; tree: RootAt; right: CompactRange; left: Uint8Array[]; records: string[] }>();
+  for (const span of spans) {
+    if (span.first < 0 || span.last < span.first) continue;
+    const cp = (checkpoints.get(span.origin) ?? []).filter((x) => !x.line.unsigned).at(-1);
+    if (!cp || cp.body.size <= span.first) {
+      warnings.push(`chain ${span.chain}: records from seq ${span.firstSeq + span.first} on are not yet covered by a signed checkpoint and were left out`);
       continue;
     }
-    const end = Math.min(last + 1, cp.body.size);
-    if (end < last + 1) warnings.push(`chain ${c.chain}: ${last + 1 - end} records at the end of the range are not yet covered by a signed checkpoint and were left out`);
-    if (!equalHashes(c.tree.root(cp.body.size), cp.body.root)) throw new Error(`the log does not match its checkpoint at size ${cp.body.size}; run \`tether audit verify ${dir}\``);
-    out.push({
-      origin: c.origin,
-      chain: c.chain,
-      begin: first,
-      records: c.lines.slice(first, end),
-      left: c.tree.compactRange(0, first).map(toHex),
-      right: c.tree.compactRange(end, cp.body.size).map(toHex),
-      checkpoint: cp.line.note,
-    });
+    const end = Math.min(span.last + 1, cp.body.size);
+    if (end < span.last + 1) warnings.push(`chain ${span.chain}: ${span.last + 1 - end} records at the end of the range are not yet covered by a signed checkpoint and were left out`);
+    plans.set(span.chain, { span, cp, end, tree: new RootAt(cp.body.size), right: new CompactRange(merkleHasher, end), left: [], records: [] });
   }
-  const keys = [...new Set(files.filter((f) => f.name.startsWith(`${KEYS_DIR}/`)).map((f) => f.bytes.toString('utf8').trim()))].sort();
+
+  // Pass 2: the records of the range, the compact ranges either side, the root at the checkpoint.
+  let plan: ReturnType<typeof plans.get>;
+  await walkRecords(dir, names, {
+    chain: (c) => (plan = plans.get(c.chain)),
+    record(bytes, index) {
+      if (!plan || index >= plan.cp.body.size) return;
+      if (index === plan.span.first) plan.left = plan.tree.left;
+      const leaf = leafHashOfBytes(bytes);
+      if (index >= plan.span.first && index < plan.end) plan.records.push(bytes.toString('utf8'));
+      else if (index >= plan.end) plan.right.append(leaf);
+      plan.tree.append(leaf);
+    },
+  });
+  const out: EvidenceChain[] = [];
+  for (const p of plans.values()) {
+    if (!p.tree.root || !equalHashes(p.tree.root, p.cp.body.root)) throw mismatch(dir, p.cp.body.size);
+    out.push({ origin: p.span.origin, chain: p.span.chain, begin: p.span.first, records: p.records, left: p.left.map(toHex), right: p.right.hashes.map(toHex), checkpoint: p.cp.line.note });
+  }
+
+  const keyFiles = names.others.filter((n) => n.startsWith(`${KEYS_DIR}/`));
+  const keys = [...new Set(await Promise.all(keyFiles.map(async (n) => (await readFile(join(dir, n), 'utf8')).trim())))].sort();
   const policies = (opts.policies ?? []).map((p) => ({ name: p.name, text: p.text, sha256: sha256Hex(p.text) }));
   const seqs = out.flatMap((c) => c.records.map((l) => (JSON.parse(l) as AuditRecord).seq));
   const manifest: EvidenceManifest = {

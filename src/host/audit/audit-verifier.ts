@@ -563,7 +563,7 @@ export function classify(files: readonly AuditFile[]): { checkpoints: AuditFile 
 }
 
 /** Which of a log's files (names relative to its directory) are segments, in order, which is checkpoints.jsonl, and the rest. */
-function classifyNames(names: readonly string[]): { checkpoints: string | undefined; segments: SegmentName[]; others: string[] } {
+export function classifyNames(names: readonly string[]): { checkpoints: string | undefined; segments: SegmentName[]; others: string[] } {
   let checkpoints: string | undefined;
   const segments: SegmentName[] = [];
   const others: string[] = [];
