@@ -387,12 +387,6 @@ export class NetworkTap {
     this.track(up);
     let answered = false;
     let seen = Buffer.alloc(0);
-    let closed = 0;
-    const ended = () => {
-      if (++closed < 2) return;
-      flow.end(answered ? undefined : 'the sandbox network proxy did not answer');
-      done();
-    };
     up.on('data', (chunk: Buffer) => {
       flow.bytesIn += chunk.length;
       // Read the answer's head, and a refusal's body (its reason), then only count.
@@ -406,18 +400,12 @@ export class NetworkTap {
       if (!flow.allowed) flow.reason = refusalReason(head.refusal ?? `status ${head.status}`, seen.subarray(head.bodyAt, head.bodyAt + MAX_REASON_BYTES));
     });
     client.on('data', (chunk: Buffer) => (flow.bytesOut += chunk.length));
-    up.once('close', () => {
-      client.destroy();
-      ended();
-    });
-    client.once('close', () => {
-      up.destroy();
-      ended();
-    });
     up.write(first);
     if (head.length > 0) up.write(head);
-    client.pipe(up);
-    up.pipe(client);
+    splice(client, up, () => {
+      flow.end(answered ? undefined : 'the sandbox network proxy did not answer');
+      done();
+    });
   }
 
   /** SOCKS 4, 4a or 5: relayed as it comes, the handshake followed to learn the target and the proxy's reply. */
@@ -426,9 +414,7 @@ export class NetworkTap {
     const flow = new Flow('socks5', this.report);
     const up = net.connect(this.upstream.socks);
     this.track(up);
-    let closed = 0;
     const ended = () => {
-      if (++closed < 2) return;
       if (watch.version === 4) flow.via = 'socks4';
       if (watch.target) {
         flow.host = watch.target.host;
@@ -451,17 +437,21 @@ export class NetworkTap {
       flow.bytesIn += chunk.length;
       if (!watch.fromServer(chunk)) cut();
     });
-    up.once('close', () => {
-      client.destroy();
-      ended();
-    });
-    client.once('close', () => {
-      up.destroy();
-      ended();
-    });
-    client.pipe(up);
-    up.pipe(client);
+    splice(client, up, ended);
   }
+}
+
+/** Bytes both ways until either side ends, which ends the other; `ended` once both have closed. */
+function splice(a: net.Socket, b: net.Socket, ended: () => void): void {
+  let closed = 0;
+  const onClose = (other: net.Socket) => () => {
+    other.destroy();
+    if (++closed === 2) ended();
+  };
+  a.once('close', onClose(b));
+  b.once('close', onClose(a));
+  a.pipe(b);
+  b.pipe(a);
 }
 
 /**
