@@ -4,10 +4,12 @@
 // the signed log's own reader and verifier; this only shapes their answers.
 //
 // Verifying runs on a worker thread (a log of years takes seconds, and this
-// host's event loop serves the broker and the window), one at a time, and is
-// skipped when the directory's fingerprint (every file's name, size, inode and
-// times) and the key are what they were at the last verification: any append,
-// checkpoint, rotation or edit of a file changes it.
+// host's event loop serves the broker and the window), one at a time (callers
+// arriving meanwhile share the one next verification). A log that verified is
+// not verified again for up to CACHE_MS while the directory's fingerprint
+// (every file's name, size, inode and times) and the key stay the same:
+// appends, checkpoints, rotations and ordinary edits change it. A failure, or
+// a fingerprint that changed during the verification, is never reused.
 //
 // Not here: trusting a key from elsewhere. The view checks against the key in
 // this machine's keychain, so it shows tampering with the files, not a
@@ -34,7 +36,16 @@ export interface SignedAuditViewOptions {
    */
   readonly log?: { readonly status: { readonly treeSize: number }; checkpoint(): Promise<{ readonly size: number; readonly lastSeq: number }> };
   readonly allowUnsigned?: boolean;
+  /** Clock for how long a verification's answer is reused (tests). */
+  readonly now?: () => number;
 }
+
+/**
+ * How long an answer is reused while the fingerprint stays the same. Bounded
+ * because a write through a shared memory mapping can change a file without
+ * changing its times again; after this the whole log is verified anew.
+ */
+const CACHE_MS = 30_000;
 
 export class SignedAuditView implements AuditView {
   private readonly dir: string;
@@ -42,14 +53,17 @@ export class SignedAuditView implements AuditView {
   private checkpointedSize = -1;
   /** Global seq of the last record the newest checkpoint covers. */
   private checkpointedSeq = -1;
-  /** Verifications run one after another (the last one's answer may serve the next). */
-  private serial: Promise<unknown> = Promise.resolve();
+  /** The verification running, and the one waiting behind it (shared by every caller that arrives meanwhile). */
+  private running: Promise<AuditVerification> | undefined;
+  private queued: Promise<AuditVerification> | undefined;
   /** The last answer, and what the directory and the key were when it was computed. */
-  private last: { fingerprint: string; key: string | undefined; answer: AuditVerification } | undefined;
+  private last: { fingerprint: string; key: string | undefined; answer: AuditVerification; at: number } | undefined;
+  private readonly now: () => number;
 
   constructor(dir: string, opts: SignedAuditViewOptions) {
     this.dir = dir;
     this.opts = opts;
+    this.now = opts.now ?? Date.now;
   }
 
   async read(limit: number): Promise<AuditRecord[]> {
@@ -57,9 +71,15 @@ export class SignedAuditView implements AuditView {
   }
 
   verify(): Promise<AuditVerification> {
-    const next = this.serial.then(() => this.verifyNow(), () => this.verifyNow());
-    this.serial = next;
-    return next;
+    if (!this.running) {
+      this.running = this.verifyNow().finally(() => (this.running = undefined));
+      return this.running;
+    }
+    this.queued ??= this.running.then(noop, noop).then(() => {
+      this.queued = undefined;
+      return this.verify();
+    });
+    return this.queued;
   }
 
   private async verifyNow(): Promise<AuditVerification> {
@@ -67,6 +87,7 @@ export class SignedAuditView implements AuditView {
     const log = this.opts.log;
     let report;
     let fingerprint: string | undefined;
+    let clean: boolean | undefined;
     try {
       // A live log grows while it is verified: records that land after the
       // checkpoint written here are not yet vouched for, which is not tampering.
@@ -77,15 +98,18 @@ export class SignedAuditView implements AuditView {
           this.checkpointedSeq = cp.lastSeq;
         }
         fingerprint = await auditDirFingerprint(this.dir);
-        if (this.last && this.last.fingerprint === fingerprint && this.last.key === key) return this.last.answer;
+        const last = this.last;
+        if (last && last.fingerprint === fingerprint && last.key === key && this.now() - last.at < CACHE_MS) return last.answer;
         report = await verifyAuditDirOffThread(this.dir, { trustedKeys: key ? [key] : [], allowUnsigned: this.opts.allowUnsigned ?? false });
+        // Reusable only if nothing changed while it ran (a change in the same clock tick as the read would not show).
+        clean = report.ok && (await auditDirFingerprint(this.dir)) === fingerprint;
         if (report.ok || !log || attempt >= 2 || log.status.treeSize === this.checkpointedSize) break;
       }
     } catch (e) {
       return { ok: false, records: 0, message: `the audit log cannot be read: ${(e as Error).message}` };
     }
     const answer = this.answer(report, log !== undefined);
-    if (fingerprint !== undefined) this.last = { fingerprint, key, answer };
+    this.last = clean === true && fingerprint !== undefined ? { fingerprint, key, answer, at: this.now() } : undefined;
     return answer;
   }
 
@@ -109,3 +133,5 @@ export class SignedAuditView implements AuditView {
     return { ok: true, records: report.records, message: `${report.records} records, hash chain and Merkle tree intact, ${signed}${warning}` };
   }
 }
+
+const noop = (): void => undefined;

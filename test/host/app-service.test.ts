@@ -338,10 +338,17 @@ describe('SignedAuditView', () => {
   it('answers from its last verification only while nothing in the directory has changed', async () => {
     const { dir, segment } = await log(5);
     const k = await key();
-    const view = new SignedAuditView(dir, { verifierKey: () => k });
+    let clock = 1_000_000;
+    const view = new SignedAuditView(dir, { verifierKey: () => k, now: () => clock });
     const first = await view.verify();
     expect(first.ok).toBe(true);
     expect(await view.verify()).toBe(first); // the same answer object: not verified again
+    // Not for long: after 30 s the whole log is verified again, fingerprint or not (a write through a
+    // shared memory mapping can change a file without touching its times again).
+    clock += 31_000;
+    const later = await view.verify();
+    expect(later).not.toBe(first);
+    expect(later.ok).toBe(true);
     // One byte changed in place, size kept: the log is verified again and fails.
     const bytes = await readFile(segment);
     const at = bytes.indexOf('"s2"') + 2;
@@ -349,6 +356,11 @@ describe('SignedAuditView', () => {
     await writeFile(segment, bytes);
     const after = await view.verify();
     expect(after.ok).toBe(false);
+    // Callers arriving while one runs share the one verification queued behind it.
+    const [p1, p2, p3] = [view.verify(), view.verify(), view.verify()];
+    expect(p2).toBe(p3);
+    expect(p1).not.toBe(p2);
+    expect((await p3).ok).toBe(false);
     // Another key: verified again, even with the files as they were.
     const other = NoteSigningKey.generate('someone-else').verifierKey;
     let which = k;
@@ -376,6 +388,8 @@ describe('SignedAuditView', () => {
     const bad = await verifyAuditDirOffThread(dir, { trustedKeys: [k] });
     expect(bad.ok).toBe(false);
     expect(bad).toEqual(await verifyAuditDir(dir, { trustedKeys: [k] }));
+    // A verification that does not finish in time is stopped, with the reason.
+    await expect(verifyAuditDirOffThread(dir, { trustedKeys: [k] }, 1)).rejects.toThrow(/took longer than 0 s and was stopped/);
   });
 
   it('does not verify against another key', async () => {

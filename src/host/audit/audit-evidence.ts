@@ -12,8 +12,10 @@
 // as records in the bundle name their hashes (reported per policy).
 
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { canonicalJson } from '../../common/canonical-json.ts';
 import type { AuditChainStart, AuditRecord } from '../../common/audit-record.ts';
 import { CompactRange, MerkleFrontier, compactRangeShape, equalHashes, inclusionProof, rootFromRange, subtreeHashFrom, verifyInclusion } from '../../common/merkle.ts';
@@ -48,16 +50,22 @@ async function logNames(dir: string): Promise<LogNames> {
   return classifyNames(await auditDirNames(dir));
 }
 
-/** The checkpoints of each chain (by origin), in the order they were written. */
-async function readCheckpoints(dir: string, names: LogNames): Promise<Map<string, CheckpointEntry[]>> {
-  const out = new Map<string, CheckpointEntry[]>();
+/**
+ * The newest signed checkpoint of each chain (by origin), reading the file a
+ * line at a time: it gains a line at every checkpoint for as long as the log
+ * lives. A chain's checkpoints only grow, so the newest one covers every
+ * record any of them does.
+ */
+async function newestCheckpoints(dir: string, names: LogNames): Promise<Map<string, CheckpointEntry>> {
+  const out = new Map<string, CheckpointEntry>();
   if (!names.checkpoints) return out;
-  for (const text of (await readFile(join(dir, names.checkpoints), 'utf8')).split('\n').filter(Boolean)) {
+  const lines = createInterface({ input: createReadStream(join(dir, names.checkpoints)), crlfDelay: Infinity });
+  for await (const text of lines) {
+    if (!text) continue;
     const line = parseCheckpointLine(text);
-    const body = parseCheckpoint(line.unsigned ? line.note : parseNote(line.note).text);
-    const list = out.get(body.origin) ?? [];
-    list.push({ line, body });
-    out.set(body.origin, list);
+    if (line.unsigned) continue;
+    const body = parseCheckpoint(parseNote(line.note).text);
+    out.set(body.origin, { line, body });
   }
   return out;
 }
@@ -107,6 +115,10 @@ class RootAt {
   }
 }
 
+/** Math.min/max without spreading (a bundle can hold more records than a call has room for arguments). */
+const least = (xs: readonly number[]) => xs.reduce((a, b) => (b < a ? b : a));
+const greatest = (xs: readonly number[]) => xs.reduce((a, b) => (b > a ? b : a));
+
 function mismatch(dir: string, size: number): Error {
   return new Error(`the log does not match its checkpoint at size ${size}; run \`tether audit verify ${dir}\``);
 }
@@ -130,7 +142,7 @@ export interface InclusionProof {
 /** An inclusion proof for record `seq` against the newest checkpoint that covers it (reads the log one segment at a time). */
 export async function proveRecord(dir: string, seq: number): Promise<InclusionProof> {
   const names = await logNames(dir);
-  const checkpoints = await readCheckpoints(dir, names);
+  const checkpoints = await newestCheckpoints(dir, names);
   let target: { origin: string; leafIndex: number; cp: CheckpointEntry | undefined } | undefined;
   let record: string | undefined;
   let leaf: Uint8Array | undefined;
@@ -144,7 +156,8 @@ export async function proveRecord(dir: string, seq: number): Promise<InclusionPr
       if (record !== undefined || seq < c.firstSeq) return; // found already, or in an earlier chain: not in this log
 
       const leafIndex = seq - c.firstSeq;
-      const cp = (checkpoints.get(c.origin) ?? []).filter((x) => x.body.size > leafIndex && !x.line.unsigned).at(-1);
+      const newest = checkpoints.get(c.origin);
+      const cp = newest && newest.body.size > leafIndex ? newest : undefined;
       target = { origin: c.origin, leafIndex, cp };
       tree = cp ? new RootAt(cp.body.size) : undefined;
       right = new CompactRange(merkleHasher, leafIndex + 1);
@@ -258,7 +271,7 @@ export async function exportEvidence(dir: string, opts: ExportOptions): Promise<
   const from = opts.from.getTime();
   const to = opts.to.getTime();
   const names = await logNames(dir);
-  const checkpoints = await readCheckpoints(dir, names);
+  const checkpoints = await newestCheckpoints(dir, names);
 
   // Pass 1: per chain, the first record at or after `from` and the last at or before `to`.
   const spans: Array<ChainStartInfo & { first: number; last: number }> = [];
@@ -277,7 +290,7 @@ export async function exportEvidence(dir: string, opts: ExportOptions): Promise<
   const plans = new Map<number, { span: (typeof spans)[number]; cp: CheckpointEntry; end: number; tree: RootAt; right: CompactRange; left: Uint8Array[]; records: string[] }>();
   for (const span of spans) {
     if (span.first < 0 || span.last < span.first) continue;
-    const cp = (checkpoints.get(span.origin) ?? []).filter((x) => !x.line.unsigned).at(-1);
+    const cp = checkpoints.get(span.origin);
     if (!cp || cp.body.size <= span.first) {
       warnings.push(`chain ${span.chain}: records from seq ${span.firstSeq + span.first} on are not yet covered by a signed checkpoint and were left out`);
       continue;
@@ -315,8 +328,8 @@ export async function exportEvidence(dir: string, opts: ExportOptions): Promise<
     from: opts.from.toISOString(),
     to: opts.to.toISOString(),
     records: seqs.length,
-    firstSeq: seqs.length > 0 ? Math.min(...seqs) : null,
-    lastSeq: seqs.length > 0 ? Math.max(...seqs) : null,
+    firstSeq: seqs.length > 0 ? least(seqs) : null,
+    lastSeq: seqs.length > 0 ? greatest(seqs) : null,
     chains: out.map((c) => ({ origin: c.origin, chain: c.chain, begin: c.begin, count: c.records.length, checkpointSize: parseCheckpoint(parseNote(c.checkpoint).text).size })),
     keys,
     policies: policies.map(({ name, sha256 }) => ({ name, sha256 })),
@@ -393,7 +406,7 @@ export function verifyEvidenceBundle(input: unknown, trustedKeys: readonly strin
     });
     for (const h of named) if (!b.policies.some((p) => p.sha256 === h)) warnings.push(`records name policy hash ${h.slice(0, 12)}… but the bundle does not include that policy`);
     if (seqs.length !== b.manifest.records) return fail(`the manifest says ${b.manifest.records} records, the bundle holds ${seqs.length}`);
-    return { ok: true, records: seqs.length, firstSeq: seqs.length ? Math.min(...seqs) : null, lastSeq: seqs.length ? Math.max(...seqs) : null, keysUsed: [...used], policies, warnings };
+    return { ok: true, records: seqs.length, firstSeq: seqs.length ? least(seqs) : null, lastSeq: seqs.length ? greatest(seqs) : null, keysUsed: [...used], policies, warnings };
   } catch (e) {
     return fail((e as Error).message);
   }

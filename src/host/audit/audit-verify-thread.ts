@@ -14,23 +14,27 @@ import { auditDirNames, type AuditVerifyOptions, type AuditVerifyReport } from '
 
 const workerUrl = new URL(`./audit-verify-worker${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
-/** Same answer as verifyAuditDir(dir, opts), computed on a worker thread. */
-export function verifyAuditDirOffThread(dir: string, opts: AuditVerifyOptions): Promise<AuditVerifyReport> {
+/** How long a verification may take before its thread is stopped (a read stuck on a stalled network file system). */
+const VERIFY_LIMIT_MS = 10 * 60_000;
+
+/** Same answer as verifyAuditDir(dir, opts), computed on a worker thread that is stopped after `limitMs`. */
+export function verifyAuditDirOffThread(dir: string, opts: AuditVerifyOptions, limitMs = VERIFY_LIMIT_MS): Promise<AuditVerifyReport> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(workerUrl, { workerData: { tetherAuditVerify: { dir, opts } } });
     let answered = false;
-    worker.once('message', (m: { report?: AuditVerifyReport; error?: string }) => {
+    const answer = (f: () => void) => {
+      if (answered) return;
       answered = true;
-      if (m.report) resolve(m.report);
-      else reject(new Error(m.error ?? 'the verifier thread gave no answer'));
-    });
-    worker.once('error', (e) => {
-      answered = true;
-      reject(e);
-    });
-    worker.once('exit', (code) => {
-      if (!answered) reject(new Error(`the verifier thread exited (code ${code}) without an answer`));
-    });
+      clearTimeout(timer);
+      f();
+    };
+    const timer = setTimeout(() => {
+      answer(() => reject(new Error(`verifying ${dir} took longer than ${Math.round(limitMs / 1000)} s and was stopped; check that its file system responds`)));
+      void worker.terminate();
+    }, limitMs);
+    worker.once('message', (m: { report?: AuditVerifyReport; error?: string }) => answer(() => (m.report ? resolve(m.report) : reject(new Error(m.error ?? 'the verifier thread gave no answer')))));
+    worker.once('error', (e) => answer(() => reject(e)));
+    worker.once('exit', (code) => answer(() => reject(new Error(`the verifier thread exited (code ${code}) without an answer`))));
   });
 }
 

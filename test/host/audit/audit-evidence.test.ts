@@ -106,3 +106,15 @@ describe('exportEvidence, one segment at a time', () => {
     expect(covered).toEqual(expected);
   });
 });
+
+describe('exportEvidence of a large range', () => {
+  it('exports and verifies more records than a function call has room for arguments', async () => {
+    const big = await mkdtemp(join(tmpdir(), 'tether-evidence-big-'));
+    const log = await SignedAuditLog.open({ dir: big, keyStore: new StaticKeyStore(keyA) });
+    await Promise.all(Array.from({ length: 140_000 }, (_, i) => log.append({ type: 'session.start', session: `b${i}` })));
+    await log.close();
+    const { bundle } = await exportEvidence(big, { from: new Date(0), to: new Date(Date.now() + 60_000) });
+    expect(bundle.manifest).toMatchObject({ records: 140_001, firstSeq: 0, lastSeq: 140_000 });
+    expect(verifyEvidenceBundle(bundle, [keyA.verifierKey])).toMatchObject({ ok: true, records: 140_001, firstSeq: 0, lastSeq: 140_000 });
+  }, 60_000);
+});
