@@ -276,6 +276,8 @@ export const AuditVerificationSchema = z.object({
   message: text(),
   /** The first bad record, when verification failed. */
   badSeq: z.number().int().min(0).optional(),
+  /** Records were written since this answer was computed: ask again after this many ms to have them verified. */
+  recheckMs: z.number().int().min(0).max(600_000).optional(),
 });
 export type AuditVerification = z.infer<typeof AuditVerificationSchema>;
 

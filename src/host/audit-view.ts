@@ -9,7 +9,10 @@
 // not verified again for up to CACHE_MS while the directory's fingerprint
 // (every file's name, size, inode and times) and the key stay the same:
 // appends, checkpoints, rotations and ordinary edits change it. A failure, or
-// a fingerprint that changed during the verification, is never reused.
+// a fingerprint that changed during the verification, is never reused. And
+// while the live log only grows, a log that verified is verified (and
+// checkpointed) again at most every RECHECK_MS, however often the view asks:
+// the answer in between says how many records are not verified yet.
 //
 // Not here: trusting a key from elsewhere. The view checks against the key in
 // this machine's keychain, so it shows tampering with the files, not a
@@ -46,6 +49,8 @@ export interface SignedAuditViewOptions {
  * changing its times again; after this the whole log is verified anew.
  */
 const CACHE_MS = 30_000;
+/** The least time between two verifications of a log that verified, however often the view asks. */
+const RECHECK_MS = 10_000;
 
 export class SignedAuditView implements AuditView {
   private readonly dir: string;
@@ -57,7 +62,8 @@ export class SignedAuditView implements AuditView {
   private running: Promise<AuditVerification> | undefined;
   private queued: Promise<AuditVerification> | undefined;
   /** The last answer, and what the directory and the key were when it was computed. */
-  private last: { fingerprint: string; key: string | undefined; answer: AuditVerification; at: number } | undefined;
+  /** The last verification that passed; `fingerprint` only if nothing changed while it ran (then its answer can be reused). */
+  private last: { fingerprint: string | undefined; key: string | undefined; answer: AuditVerification; at: number; treeSize: number } | undefined;
   private readonly now: () => number;
 
   constructor(dir: string, opts: SignedAuditViewOptions) {
@@ -85,9 +91,17 @@ export class SignedAuditView implements AuditView {
   private async verifyNow(): Promise<AuditVerification> {
     const key = this.opts.verifierKey();
     const log = this.opts.log;
+    // A view kept open while the agent works is refreshed after every record: while the live log
+    // only grows, verify (and checkpoint) at most every RECHECK_MS. Any other change is verified at once.
+    const last = this.last;
+    if (log && last && last.key === key && log.status.treeSize > last.treeSize && this.now() - last.at < RECHECK_MS) {
+      const wait = Math.max(0, RECHECK_MS - (this.now() - last.at));
+      return { ...last.answer, message: `${last.answer.message}; the ${log.status.treeSize - last.treeSize} records written since are verified within ${RECHECK_MS / 1000} s`, recheckMs: wait };
+    }
     let report;
     let fingerprint: string | undefined;
     let clean: boolean | undefined;
+    let verifiedSize: number | undefined;
     try {
       // A live log grows while it is verified: records that land after the
       // checkpoint written here are not yet vouched for, which is not tampering.
@@ -97,9 +111,10 @@ export class SignedAuditView implements AuditView {
           this.checkpointedSize = cp.size;
           this.checkpointedSeq = cp.lastSeq;
         }
+        verifiedSize = log?.status.treeSize ?? 0;
         fingerprint = await auditDirFingerprint(this.dir);
         const last = this.last;
-        if (last && last.fingerprint === fingerprint && last.key === key && this.now() - last.at < CACHE_MS) return last.answer;
+        if (last?.fingerprint === fingerprint && last.key === key && this.now() - last.at < CACHE_MS) return last.answer;
         report = await verifyAuditDirOffThread(this.dir, { trustedKeys: key ? [key] : [], allowUnsigned: this.opts.allowUnsigned ?? false });
         // Reusable only if nothing changed while it ran (a change in the same clock tick as the read would not show).
         clean = report.ok && (await auditDirFingerprint(this.dir)) === fingerprint;
@@ -109,7 +124,7 @@ export class SignedAuditView implements AuditView {
       return { ok: false, records: 0, message: `the audit log cannot be read: ${(e as Error).message}` };
     }
     const answer = this.answer(report, log !== undefined);
-    this.last = clean === true && fingerprint !== undefined ? { fingerprint, key, answer, at: this.now() } : undefined;
+    this.last = report.ok && verifiedSize !== undefined ? { fingerprint: clean === true ? fingerprint : undefined, key, answer, at: this.now(), treeSize: verifiedSize } : undefined;
     return answer;
   }
 

@@ -295,6 +295,9 @@ export class AppState {
     if (r) {
       this.audit = r;
       this.auditStale = false;
+      // Records written since the last verification are verified on a later ask.
+      const recheck = r.verification.recheckMs;
+      if (recheck !== undefined) setTimeout(() => (this.auditStale = true), recheck);
     }
   }
 }
