@@ -119,6 +119,8 @@ export class AuditVerifier {
   private retired = new Set<string>();
   private used = new Set<string>();
   private byOrigin = new Map<string, Map<number, StoredCheckpoint[]>>();
+  /** The largest checkpoint size read so far per origin (checkpoints.jsonl only). */
+  private largestCheckpoint = new Map<string, number>();
   private checkpointCount = 0;
   private matched = new Set<StoredCheckpoint>();
   private chains: ChainState[] = [];
@@ -152,6 +154,8 @@ export class AuditVerifier {
     c.retired = new Set(this.retired);
     c.used = new Set(this.used);
     c.matched = new Set(this.matched);
+    c.byOrigin = new Map([...this.byOrigin].map(([origin, sizes]) => [origin, new Map([...sizes].map(([n, cps]) => [n, [...cps]]))]));
+    c.largestCheckpoint = new Map(this.largestCheckpoint);
     c.chains = this.chains.map((ch) => ({ ...ch, frontier: ch.frontier.clone(), announced: new Map(ch.announced) }));
     c.seals = [...this.seals];
     c.warnings = [...this.warnings];
@@ -214,11 +218,11 @@ export class AuditVerifier {
       fail(notTrustedReason(`checkpoint ${index + 1} in ${CHECKPOINTS_FILE}`, body.size, signatures, false));
     }
     const cp: StoredCheckpoint = { index, line, body, rootHex, text: parsedText, signatures, verified };
-    const sizes = new Map(this.byOrigin.get(body.origin) ?? []);
-    const largest = Math.max(-1, ...[...sizes.values()].flat().filter((c) => !c.trustedInput).map((c) => c.body.size));
+    // A log keeps a line for every checkpoint of its life (one per 5 idle minutes): constant work per line.
+    const largest = this.largestCheckpoint.get(body.origin) ?? -1;
     if (body.size < largest) fail(`checkpoint for ${body.origin} at size ${body.size} comes after one at size ${largest}: checkpoints were reordered`);
-    sizes.set(body.size, [...(sizes.get(body.size) ?? []), cp]);
-    this.byOrigin = new Map(this.byOrigin).set(body.origin, sizes);
+    this.largestCheckpoint.set(body.origin, body.size);
+    this.storeCheckpoint(cp);
     this.checkpointCount++;
   }
 
@@ -270,9 +274,15 @@ export class AuditVerifier {
       return fail(`the trusted checkpoint does not verify with the trusted keys: ${(e as Error).message}`);
     }
     const cp: StoredCheckpoint = { index: -1, line: { frontier: [], note }, body, rootHex: toHex(body.root), text: opened.text, signatures: parseNote(note).signatures, verified: new Set(), trustedInput: true };
-    const sizes = new Map(this.byOrigin.get(body.origin) ?? []);
-    sizes.set(body.size, [...(sizes.get(body.size) ?? []), cp]);
-    this.byOrigin = new Map(this.byOrigin).set(body.origin, sizes);
+    this.storeCheckpoint(cp);
+  }
+
+  private storeCheckpoint(cp: StoredCheckpoint): void {
+    let sizes = this.byOrigin.get(cp.body.origin);
+    if (!sizes) this.byOrigin.set(cp.body.origin, (sizes = new Map()));
+    const same = sizes.get(cp.body.size);
+    if (same) same.push(cp);
+    else sizes.set(cp.body.size, [cp]);
   }
 
   /** Phase 2: one segment file, in (chain, first seq) order. */

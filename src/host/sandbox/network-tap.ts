@@ -45,7 +45,7 @@ import { join } from 'node:path';
 export interface TappedConnection {
   /** How it asked: a plain HTTP proxy request, an HTTP CONNECT tunnel, or SOCKS. */
   readonly via: 'http' | 'connect' | 'socks4' | 'socks5';
-  /** Where it asked to go, as it spelled the host ('' when the request could not be read). */
+  /** Where it asked to go: the host in lower case, IPv6 without brackets ('' when the request could not be read). */
   readonly host: string;
   readonly port: number;
   /** Plain HTTP: the method, and the URL without its query or credentials. */

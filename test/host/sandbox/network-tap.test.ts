@@ -266,6 +266,19 @@ describe('NetworkTap in front of the sandbox proxy', () => {
     expect(seen[0]).toMatchObject({ allowed: true, status: 200 });
   });
 
+  it('passes an absolute https:// request on to the proxy, and cuts a head that never ends', async () => {
+    const { seen, net, path, proxyAuth } = await forCommand([originAt()], { headMs: 200 });
+    // The origin speaks plain HTTP, so the proxy's TLS to it fails: what matters is that the tap passed it on.
+    const got = await exchange(path, `GET https://${originAt()}/tls HTTP/1.1\r\nHost: ${originAt()}\r\n${proxyAuth}Connection: close\r\n\r\n`, 10_000);
+    expect(got).toMatch(/^HTTP\/1\.1 \d{3}/);
+    expect(got).not.toMatch(/absolute http/);
+    const half = await exchangeFully(path, `GET http://${originAt()}/slow HTTP/1.1\r\nHost: ${originAt()}\r\n`, 10_000);
+    expect(half.timedOut).toBe(false); // the tap closed it
+    await net.release();
+    expect(seen.map((c) => [c.url, c.port])).toEqual([[`https://${originAt()}/tls`, (origin.address() as AddressInfo).port]]);
+    expect(originSaw).not.toContain('/slow');
+  });
+
   it('cuts a connection that queues too many requests, and refuses connections over the limit, reported', async () => {
     const { seen, net, path, proxyAuth } = await forCommand([originAt()], { maxQueued: 4, maxConnections: 2 });
     let many = '';
