@@ -29,7 +29,7 @@ async function recordsOf(dir: string, s: SegmentName, newest: boolean, filter?: 
 export async function readAuditRecords(dir: string, filter?: (r: AuditRecord) => boolean): Promise<AuditRecord[]> {
   const out: AuditRecord[] = [];
   const segments = await segmentsOf(dir);
-  for (const s of segments) out.push(...(await recordsOf(dir, s, s === segments.at(-1), filter)));
+  for (const s of segments) for (const r of await recordsOf(dir, s, s === segments.at(-1), filter)) out.push(r); // a segment can hold more records than a call takes arguments
   return out;
 }
 

@@ -528,7 +528,7 @@ export class CheckpointStore {
     const names = await git.listRefs({ fs: this.repo.fs, gitdir: this.repo.gitdir, filepath: REF_DIR });
     const seqs = names.filter((n) => /^\d{10}$/.test(n)).map(Number);
     if (seqs.length === 0) return undefined;
-    const seq = Math.max(...seqs);
+    const seq = seqs.reduce((a, b) => (b > a ? b : a));
     return { seq, id: await git.resolveRef({ fs: this.repo.fs, gitdir: this.repo.gitdir, ref: refName(seq) }) };
   }
 
