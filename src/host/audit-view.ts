@@ -39,7 +39,7 @@ export interface SignedAuditViewOptions {
    */
   readonly log?: { readonly status: { readonly treeSize: number }; checkpoint(): Promise<{ readonly size: number; readonly lastSeq: number }> };
   readonly allowUnsigned?: boolean;
-  /** Clock for how long a verification's answer is reused (tests). */
+  /** Monotonic clock (ms) for how long a verification's answer is reused; default performance.now (tests pass their own). */
   readonly now?: () => number;
 }
 
@@ -69,7 +69,7 @@ export class SignedAuditView implements AuditView {
   constructor(dir: string, opts: SignedAuditViewOptions) {
     this.dir = dir;
     this.opts = opts;
-    this.now = opts.now ?? Date.now;
+    this.now = opts.now ?? (() => performance.now());
   }
 
   async read(limit: number): Promise<AuditRecord[]> {
@@ -91,40 +91,38 @@ export class SignedAuditView implements AuditView {
   private async verifyNow(): Promise<AuditVerification> {
     const key = this.opts.verifierKey();
     const log = this.opts.log;
+    const last = this.last?.key === key ? this.last : undefined;
+    const age = last ? this.now() - last.at : Infinity;
+    const within = (ms: number) => age >= 0 && age < ms; // a clock that went back expires the answer
     // A view kept open while the agent works is refreshed after every record: while the live log
-    // only grows, verify (and checkpoint) at most every RECHECK_MS. Any other change is verified at once.
-    const last = this.last;
-    if (log && last && last.key === key && log.status.treeSize > last.treeSize && this.now() - last.at < RECHECK_MS) {
-      const wait = Math.max(0, RECHECK_MS - (this.now() - last.at));
-      return { ...last.answer, message: `${last.answer.message}; the ${log.status.treeSize - last.treeSize} records written since are verified within ${RECHECK_MS / 1000} s`, recheckMs: wait };
+    // only grows, verify (and checkpoint) at most every RECHECK_MS.
+    if (log && last && log.status.treeSize > last.treeSize && within(RECHECK_MS)) {
+      const recheckMs = Math.min(RECHECK_MS, Math.max(0, Math.ceil(RECHECK_MS - age)));
+      return { ...last.answer, message: `${last.answer.message}; the ${log.status.treeSize - last.treeSize} records written since are verified within ${RECHECK_MS / 1000} s`, recheckMs };
     }
-    let report;
-    let fingerprint: string | undefined;
-    let clean: boolean | undefined;
-    let verifiedSize: number | undefined;
+    let report: AuditVerifyReport;
+    let fingerprint: string;
+    let clean: boolean;
     try {
       // A live log grows while it is verified: records that land after the
-      // checkpoint written here are not yet vouched for, which is not tampering.
-      for (let attempt = 0; ; attempt++) {
-        if (log && log.status.treeSize !== this.checkpointedSize) {
-          const cp = await log.checkpoint();
-          this.checkpointedSize = cp.size;
-          this.checkpointedSeq = cp.lastSeq;
-        }
-        verifiedSize = log?.status.treeSize ?? 0;
-        fingerprint = await auditDirFingerprint(this.dir);
-        const last = this.last;
-        if (last?.fingerprint === fingerprint && last.key === key && this.now() - last.at < CACHE_MS) return last.answer;
-        report = await verifyAuditDirOffThread(this.dir, { trustedKeys: key ? [key] : [], allowUnsigned: this.opts.allowUnsigned ?? false });
-        // Reusable only if nothing changed while it ran (a change in the same clock tick as the read would not show).
-        clean = report.ok && (await auditDirFingerprint(this.dir)) === fingerprint;
-        if (report.ok || !log || attempt >= 2 || log.status.treeSize === this.checkpointedSize) break;
+      // checkpoint written here are not yet vouched for, which is not tampering (answer() says so).
+      if (log && log.status.treeSize !== this.checkpointedSize) {
+        const cp = await log.checkpoint();
+        this.checkpointedSize = cp.size;
+        this.checkpointedSeq = cp.lastSeq;
       }
+      fingerprint = await auditDirFingerprint(this.dir);
+      if (last?.fingerprint === fingerprint && within(CACHE_MS)) return last.answer;
+      report = await verifyAuditDirOffThread(this.dir, { trustedKeys: key ? [key] : [], allowUnsigned: this.opts.allowUnsigned ?? false });
+      // Reusable only if nothing changed while it ran (a change in the same clock tick as the read would not show).
+      clean = report.ok && (await auditDirFingerprint(this.dir)) === fingerprint;
     } catch (e) {
+      this.last = undefined;
       return { ok: false, records: 0, message: `the audit log cannot be read: ${(e as Error).message}` };
     }
     const answer = this.answer(report, log !== undefined);
-    this.last = report.ok && verifiedSize !== undefined ? { fingerprint: clean === true ? fingerprint : undefined, key, answer, at: this.now(), treeSize: verifiedSize } : undefined;
+    // What passed is what the view's checkpoint covers (all of a log that is not live).
+    this.last = answer.ok ? { fingerprint: clean ? fingerprint : undefined, key, answer, at: this.now(), treeSize: log ? this.checkpointedSize : 0 } : undefined;
     return answer;
   }
 

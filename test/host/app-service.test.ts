@@ -349,6 +349,9 @@ describe('SignedAuditView', () => {
     const later = await view.verify();
     expect(later).not.toBe(first);
     expect(later.ok).toBe(true);
+    // A clock that went back does not make an answer fresh.
+    clock -= 300_000;
+    expect(await view.verify()).not.toBe(later);
     // One byte changed in place, size kept: the log is verified again and fails.
     const bytes = await readFile(segment);
     const at = bytes.indexOf('"s2"') + 2;
@@ -394,6 +397,33 @@ describe('SignedAuditView', () => {
       expect(later.ok).toBe(true);
       expect(later.records).toBeGreaterThan(first.records);
       expect(later.message).not.toMatch(/written since/);
+    } finally {
+      await live.close();
+    }
+  });
+
+  it('throttles also when records keep landing while it verifies (the part its checkpoint covers has passed)', async () => {
+    const dir = await mkdtemp(join(tmp, 'audit-busy-'));
+    const live = await SignedAuditLog.open({ dir, keyStore: testKeys });
+    try {
+      for (let i = 0; i < 5; i++) await live.append({ type: 'session.start', session: `s${i}` });
+      let clock = 1_000_000;
+      const k = await key();
+      // A record lands right after each checkpoint the view writes, before the log is read.
+      const busy = { get status() { return live.status; }, checkpoint: async () => {
+        const cp = await live.checkpoint();
+        await live.append({ type: 'session.start', session: 'landed' });
+        return cp;
+      } };
+      const view = new SignedAuditView(dir, { verifierKey: () => k, log: busy, now: () => clock });
+      const first = await view.verify();
+      expect(first.ok).toBe(true);
+      expect(first.message).toMatch(/newer records are still being written/);
+      await live.append({ type: 'session.start', session: 'more' });
+      clock += 2_000;
+      const soon = await view.verify();
+      expect(soon.recheckMs).toBe(8_000);
+      expect(soon.message).toMatch(/records written since are verified within 10 s/);
     } finally {
       await live.close();
     }

@@ -28,6 +28,8 @@ export interface TranscriptEntry {
 
 const MAX_TRANSCRIPT = 500;
 const MAX_TERMINAL_CHUNKS = 5000;
+/** How long after a failed audit read the view asks again. */
+const AUDIT_RETRY_MS = 5000;
 
 export class AppState {
   readonly api: TetherApi;
@@ -292,12 +294,10 @@ export class AppState {
 
   async refreshAudit(): Promise<void> {
     const r = await this.attempt('Could not read the audit log', () => this.api.readAudit({ limit: 1000 }));
-    if (r) {
-      this.audit = r;
-      this.auditStale = false;
-      // Records written since the last verification are verified on a later ask.
-      const recheck = r.verification.recheckMs;
-      if (recheck !== undefined) setTimeout(() => (this.auditStale = true), recheck);
-    }
+    this.auditStale = false;
+    // Records written since the last verification are verified on a later ask; after a failure, try again in a while, not at once.
+    const again = r ? r.verification.recheckMs : AUDIT_RETRY_MS;
+    if (again !== undefined) setTimeout(() => (this.auditStale = true), again);
+    if (r) this.audit = r;
   }
 }
