@@ -373,61 +373,59 @@ describe('SignedAuditView', () => {
     expect((await switching.verify()).ok).toBe(false);
   });
 
-  it('while the live log only grows, verifies and checkpoints at most every 10 s however often it is asked', async () => {
+  /** A live log of 5 records, for `use`, closed after. */
+  async function withLiveLog(use: (dir: string, live: SignedAuditLog) => Promise<void>): Promise<void> {
     const dir = await mkdtemp(join(tmp, 'audit-live-'));
     const live = await SignedAuditLog.open({ dir, keyStore: testKeys });
     try {
       for (let i = 0; i < 5; i++) await live.append({ type: 'session.start', session: `s${i}` });
-      let clock = 1_000_000;
-      const k = await key();
-      const view = new SignedAuditView(dir, { verifierKey: () => k, log: live, now: () => clock });
-      const first = await view.verify();
-      expect(first).toMatchObject({ ok: true, records: 6 }); // the chain start and 5 records, covered by the checkpoint the view wrote
-      const checkpoints = async () => (await readFile(join(dir, 'checkpoints.jsonl'), 'utf8')).split('\n').filter(Boolean).length;
-      const before = await checkpoints();
-      for (let i = 0; i < 3; i++) await live.append({ type: 'session.start', session: `t${i}` });
-      clock += 5_000;
-      const soon = await view.verify();
-      expect(soon).toMatchObject({ ok: true, records: first.records });
-      expect(soon.message).toMatch(/the 3 records written since are verified within 10 s/);
-      expect(soon.recheckMs).toBe(5_000); // when to ask again
-      expect(await checkpoints()).toBe(before); // no checkpoint for an answer that verified nothing
-      clock += 6_000;
-      const later = await view.verify();
-      expect(later.ok).toBe(true);
-      expect(later.records).toBeGreaterThan(first.records);
-      expect(later.message).not.toMatch(/written since/);
+      await use(dir, live);
     } finally {
       await live.close();
     }
-  });
+  }
 
-  it('throttles also when records keep landing while it verifies (the part its checkpoint covers has passed)', async () => {
-    const dir = await mkdtemp(join(tmp, 'audit-busy-'));
-    const live = await SignedAuditLog.open({ dir, keyStore: testKeys });
-    try {
-      for (let i = 0; i < 5; i++) await live.append({ type: 'session.start', session: `s${i}` });
-      let clock = 1_000_000;
-      const k = await key();
-      // A record lands right after each checkpoint the view writes, before the log is read.
-      const busy = { get status() { return live.status; }, checkpoint: async () => {
-        const cp = await live.checkpoint();
-        await live.append({ type: 'session.start', session: 'landed' });
-        return cp;
-      } };
-      const view = new SignedAuditView(dir, { verifierKey: () => k, log: busy, now: () => clock });
-      const first = await view.verify();
-      expect(first.ok).toBe(true);
-      expect(first.message).toMatch(/newer records are still being written/);
-      await live.append({ type: 'session.start', session: 'more' });
-      clock += 2_000;
-      const soon = await view.verify();
-      expect(soon.recheckMs).toBe(8_000);
-      expect(soon.message).toMatch(/records written since are verified within 10 s/);
-    } finally {
-      await live.close();
-    }
-  });
+  it('while the live log only grows, verifies and checkpoints at most every 10 s however often it is asked', () => withLiveLog(async (dir, live) => {
+    let clock = 1_000_000;
+    const k = await key();
+    const view = new SignedAuditView(dir, { verifierKey: () => k, log: live, now: () => clock });
+    const first = await view.verify();
+    expect(first).toMatchObject({ ok: true, records: 6 }); // the chain start and 5 records, covered by the checkpoint the view wrote
+    const checkpoints = async () => (await readFile(join(dir, 'checkpoints.jsonl'), 'utf8')).split('\n').filter(Boolean).length;
+    const before = await checkpoints();
+    for (let i = 0; i < 3; i++) await live.append({ type: 'session.start', session: `t${i}` });
+    clock += 5_000;
+    const soon = await view.verify();
+    expect(soon).toMatchObject({ ok: true, records: first.records });
+    expect(soon.message).toMatch(/the 3 records written since are verified within 10 s/);
+    expect(soon.recheckMs).toBe(5_000); // when to ask again
+    expect(await checkpoints()).toBe(before); // no checkpoint for an answer that verified nothing
+    clock += 6_000;
+    const later = await view.verify();
+    expect(later.ok).toBe(true);
+    expect(later.records).toBeGreaterThan(first.records);
+    expect(later.message).not.toMatch(/written since/);
+  }));
+
+  it('throttles also when records keep landing while it verifies (the part its checkpoint covers has passed)', () => withLiveLog(async (dir, live) => {
+    let clock = 1_000_000;
+    const k = await key();
+    // A record lands right after each checkpoint the view writes, before the log is read.
+    const busy = { get status() { return live.status; }, checkpoint: async () => {
+      const cp = await live.checkpoint();
+      await live.append({ type: 'session.start', session: 'landed' });
+      return cp;
+    } };
+    const view = new SignedAuditView(dir, { verifierKey: () => k, log: busy, now: () => clock });
+    const first = await view.verify();
+    expect(first.ok).toBe(true);
+    expect(first.message).toMatch(/newer records are still being written/);
+    await live.append({ type: 'session.start', session: 'more' });
+    clock += 2_000;
+    const soon = await view.verify();
+    expect(soon.recheckMs).toBe(8_000);
+    expect(soon.message).toMatch(/records written since are verified within 10 s/);
+  }));
 
   it('verifies on a worker thread: the event loop keeps turning meanwhile, and the verdicts are verifyAuditDir\'s', async () => {
     const { dir, segment } = await log(30_000);
