@@ -84,6 +84,7 @@ describe('Broker: groundwork overlaps the decision commit, nothing is released b
     audit.open();
     await broker.settled();
     await audit.close();
+    await jail.close();
     await Promise.all([ws, auditDir].map((d) => rm(d, { recursive: true, force: true })));
   });
 
@@ -218,6 +219,7 @@ describe('Broker: consent answers', () => {
   });
   afterEach(async () => {
     await writer.close();
+    await jail.close();
     await Promise.all([ws, auditDir].map((d) => rm(d, { recursive: true, force: true })));
   });
   const brokerWith = async (consent: ConsentPort) => new Broker({ policy: await CedarPolicyEngine.load(), consent, grants: new GrantStore(), audit: writer, actor: { user: 'u', device: 'd', agent: 'a' }, consentTimeoutMs: 1000 });
