@@ -375,6 +375,16 @@ export class MerkleTree {
  * records belongs to a signed tree without shipping the rest of the log.
  */
 export function rootFromRange(hasher: MerkleHasher, size: number, begin: number, leaves: readonly Hash[], left: readonly Hash[], right: readonly Hash[]): Hash {
+  return subtreeHashFromRange(hasher, size, begin, leaves, left, right)(0, size);
+}
+
+/**
+ * MTH(D[start:end]) of a tree of `size` leaves for every subtree made of the
+ * leaves [begin, end) and the compact ranges of [0, begin) and [end, size):
+ * its root (rootFromRange), and the audit path of a leaf given with the
+ * compact ranges either side of it (an inclusion proof without the tree).
+ */
+export function subtreeHashFromRange(hasher: MerkleHasher, size: number, begin: number, leaves: readonly Hash[], left: readonly Hash[], right: readonly Hash[]): SubtreeHash {
   const end = begin + leaves.length;
   if (!(begin >= 0 && end <= size && leaves.length > 0)) throw new RangeError(`bad range [${begin}, ${end}) of ${size}`);
   const leftShape = compactRangeShape(0, begin);
@@ -386,5 +396,5 @@ export function rootFromRange(hasher: MerkleHasher, size: number, begin: number,
   leftShape.forEach(([s, n], i) => known.set(`${s}/${n}`, left[i]!));
   rightShape.forEach(([s, n], i) => known.set(`${s}/${n}`, right[i]!));
   leaves.forEach((h, i) => known.set(`${begin + i}/1`, h));
-  return subtreeHashFrom(hasher, (s, n) => known.get(`${s}/${n}`))(0, size);
+  return subtreeHashFrom(hasher, (s, n) => known.get(`${s}/${n}`));
 }

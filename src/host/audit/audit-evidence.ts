@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { canonicalJson } from '../../common/canonical-json.ts';
 import type { AuditChainStart, AuditRecord } from '../../common/audit-record.ts';
-import { CompactRange, MerkleFrontier, compactRangeShape, equalHashes, inclusionProof, rootFromRange, subtreeHashFrom, verifyInclusion } from '../../common/merkle.ts';
+import { CompactRange, MerkleFrontier, equalHashes, inclusionProof, rootFromRange, subtreeHashFromRange, verifyInclusion } from '../../common/merkle.ts';
 import { decodeBase64, encodeBase64, openNote, parseCheckpoint, parseNote, type Checkpoint } from '../../common/signed-note.ts';
 import { noteVerifier } from '../keychain/note-key.ts';
 import { auditDirNames, classifyNames } from './audit-verifier.ts';
@@ -154,7 +154,6 @@ export async function proveRecord(dir: string, seq: number): Promise<InclusionPr
     chain(c) {
       inChain = false;
       if (record !== undefined || seq < c.firstSeq) return; // found already, or in an earlier chain: not in this log
-
       const leafIndex = seq - c.firstSeq;
       const newest = checkpoints.get(c.origin);
       const cp = newest && newest.body.size > leafIndex ? newest : undefined;
@@ -181,11 +180,7 @@ export async function proveRecord(dir: string, seq: number): Promise<InclusionPr
   const size = cp.body.size;
   if (!tree?.root || !equalHashes(tree.root, cp.body.root)) throw mismatch(dir, size);
   // Every node of the audit path is made of the compact ranges either side of the leaf.
-  const known = new Map<string, Uint8Array>();
-  compactRangeShape(0, leafIndex).forEach(([st, n], i) => known.set(`${st}/${n}`, left[i]!));
-  compactRangeShape(leafIndex + 1, size).forEach(([st, n], i) => known.set(`${st}/${n}`, right!.hashes[i]!));
-  known.set(`${leafIndex}/1`, leaf!);
-  const proof = inclusionProof(leafIndex, size, subtreeHashFrom(merkleHasher, (st, n) => known.get(`${st}/${n}`)));
+  const proof = inclusionProof(leafIndex, size, subtreeHashFromRange(merkleHasher, size, leafIndex, [leaf!], left, right!.hashes));
   return { format: INCLUSION_PROOF_FORMAT, origin, seq, leafIndex, treeSize: size, record, proof: proof.map(encodeBase64), checkpoint: cp.line.note };
 }
 
