@@ -81,7 +81,10 @@ function urlObject(url: string): Record<string, unknown> {
 export function toOcsf(record: AuditRecord, opts: OcsfOptions): OcsfEvent {
   const path = (p: string) => (opts.transformPath ? opts.transformPath(p) : p);
   const req = record.request;
-  const { cls, activity } = req ? classOf(req) : { cls: CLASSES.base, activity: [99, 'Other'] as [number, string] };
+  const classified = req ? classOf(req) : { cls: CLASSES.base, activity: [99, 'Other'] as [number, string] };
+  const { cls } = classified;
+  // A sandboxed command's tunnel is recorded as it opens (before any traffic), then with its traffic once it ends.
+  const activity: [number, string] = cls === CLASSES.network && record.type === 'network.connection' && record.detail?.['phase'] === 'opened' ? [1, 'Open'] : classified.activity;
   const time = Date.parse(record.time);
   const d = record.decision;
   const o = record.outcome;

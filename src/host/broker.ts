@@ -28,7 +28,6 @@
 //     written, the staged work is discarded. This takes the effect's own
 //     I/O off the critical path of the audit fsync.
 
-import { randomUUID } from 'node:crypto';
 import { channel } from 'node:diagnostics_channel';
 import type { AuditActor, AuditOutcome, AuditRequest } from '../common/audit-record.ts';
 import type { CapabilityRequest } from '../common/capability.ts';
@@ -39,7 +38,7 @@ import { proposeGrant } from '../common/grants.ts';
 import type { AuditReceipt, AuditWriter } from './audit/audit-writer.ts';
 import type { ConsentPort, GrantStore } from './consent.ts';
 import type { PolicyEngine } from './policy/policy-engine.ts';
-import type { TappedConnection } from './sandbox/network-tap.ts';
+import type { OpenedTunnel, TappedConnection } from './sandbox/network-tap.ts';
 
 /** Thrown to the agent as a JSON-RPC error (code DENIED_ERROR_CODE) naming the rule. */
 export class RequestDenied extends Error {
@@ -549,14 +548,36 @@ export class Broker {
   }
 
   /**
+   * Records a tunnel the sandbox's proxy granted a command (network-tap.ts),
+   * before anything passes through it: a `network.connection` record with
+   * `detail.phase` "opened", durable when the promise resolves (the tunnel
+   * waits for it, and is cut if it rejects). Its closing record, written when
+   * it ends, has the same `request.id`.
+   */
+  async recordTunnelOpened(command: CapabilityRequest, t: OpenedTunnel): Promise<void> {
+    const target = tcpTarget(t.host, t.port);
+    await this.opts.audit.append({
+      type: 'network.connection',
+      session: command.sessionId,
+      traceId: command.trace.traceId,
+      spanId: command.trace.spanId,
+      actor: this.opts.actor,
+      request: { id: t.id, method: 'sandbox/connect', action: 'net', kind: 'net', url: target },
+      decision: { effect: 'allow', allowed: true, policyIds: [], decidedBy: 'policy', reason: `the sandbox's network proxy opened a tunnel for the command to ${target}, a domain policy opened for it` },
+      detail: { command: command.id, phase: 'opened', via: t.via, host: t.host, port: t.port, startedAt: new Date(t.startedAt).toISOString() },
+    });
+  }
+
+  /**
    * Records one network connection a sandboxed command made (network-tap.ts),
-   * once it has ended: a `network.connection` record tied to the command's
-   * request by `detail.command` and by its trace. Nobody waits on it but
-   * `settled()`; a record that cannot be written fails the log, which then
-   * denies every further request.
+   * once it has ended: a `network.connection` record (`detail.phase`
+   * "closed") tied to the command's request by `detail.command` and by its
+   * trace, and to a tunnel's opening record by `request.id`. Nobody waits on
+   * it but `settled()`; a record that cannot be written fails the log, which
+   * then denies every further request.
    */
   recordConnection(command: CapabilityRequest, c: TappedConnection): void {
-    const target = c.url ?? (c.host ? `tcp://${c.host.includes(':') ? `[${c.host}]` : c.host}:${c.port}` : undefined);
+    const target = c.url ?? (c.host ? tcpTarget(c.host, c.port) : undefined);
     const where = target ?? 'a destination it did not get to name';
     const p = this.opts.audit.append({
       type: 'network.connection',
@@ -564,7 +585,7 @@ export class Broker {
       traceId: command.trace.traceId,
       spanId: command.trace.spanId,
       actor: this.opts.actor,
-      request: { id: randomUUID(), method: 'sandbox/connect', action: 'net', kind: 'net', ...(target ? { url: target } : {}) },
+      request: { id: c.id, method: 'sandbox/connect', action: 'net', kind: 'net', ...(target ? { url: target } : {}) },
       decision: c.allowed
         ? { effect: 'allow', allowed: true, policyIds: [], decidedBy: 'policy', reason: `the sandbox's network proxy let the command reach ${where}, a domain policy opened for it` }
         : { effect: 'deny', allowed: false, policyIds: [], decidedBy: 'host', reason: `the sandbox's network proxy refused ${where}: ${c.reason ?? 'no reason given'}` },
@@ -576,6 +597,7 @@ export class Broker {
       },
       detail: {
         command: command.id,
+        phase: 'closed',
         via: c.via,
         host: c.host,
         port: c.port,
@@ -649,4 +671,9 @@ export function auditRequest(r: CapabilityRequest): AuditRequest {
     ...(r.command ? { command: r.command.line, cwd: r.command.cwd } : {}),
     ...(r.url ? { url: r.url } : {}),
   };
+}
+
+/** A raw TCP destination as the audit log names it: tcp://host:port, an IPv6 host in brackets. */
+function tcpTarget(host: string, port: number): string {
+  return `tcp://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }

@@ -66,6 +66,15 @@ describe('OCSF mapping', () => {
     expect(field(e, 'dst_endpoint')).toEqual({ hostname: 'registry.npmjs.org', port: 443 });
     expect(field(e, 'traffic')).toEqual({ bytes_out: 812, bytes_in: 90_000, bytes: 90_812 });
     expect(field(e, 'unmapped.tether.detail.command')).toBe('r9');
+    // The same tunnel as it opened, before any traffic.
+    const opened = toOcsf(rec({
+      seq: 9, type: 'network.connection', actor,
+      request: { id: 'c1', method: 'sandbox/connect', action: 'net', kind: 'net', url: 'tcp://registry.npmjs.org:443' },
+      decision: { effect: 'allow', allowed: true, policyIds: [], decidedBy: 'policy', reason: 'opened for the command' },
+      detail: { command: 'r9', phase: 'opened', via: 'connect', host: 'registry.npmjs.org', port: 443 },
+    }), opts);
+    expect([opened.class_uid, opened.activity_id, opened.activity_name, opened.type_uid, opened.action_id]).toEqual([4001, 1, 'Open', 400101, 1]);
+    expect(field(opened, 'traffic')).toBeUndefined();
   });
 
   it('sends lifecycle records as base events so the SIEM still gets every leaf', () => {

@@ -287,7 +287,8 @@ export class BubblewrapSandbox implements Sandbox {
       let inner: string[] | undefined;
       if (profile.network !== 'none') {
         if (!t.socat) throw new SandboxUnavailableError({ reason: 'socat is not installed, and commands with network access need it', fix: 'Install it: `sudo apt-get install socat`, then run the command again.' });
-        const net = await this.network.forCommand(profile.network.allowedDomains, (c) => options.onConnection?.(c));
+        const { onConnection, onTunnelOpened } = options;
+        const net = await this.network.forCommand(profile.network.allowedDomains, { ended: (c) => onConnection?.(c), ...(onTunnelOpened ? { opened: onTunnelOpened } : {}) });
         releases.push(() => net.release());
         for (const path of new Set(net.relays.map((r) => r.path))) args.push('--bind', path, path);
         Object.assign(env, net.env);

@@ -17,10 +17,19 @@
 // its own (an Upgrade is not passed on: the request is answered as a plain
 // one and the connection closed after it, so nothing unparsed follows). A
 // CONNECT becomes a byte tunnel to the proxy once its head has been passed
-// on. SOCKS (4, 4a, 5) is relayed byte for byte while a small parser follows
-// the handshake (for SOCKS5: greeting, the username/password step that
-// carries the command's proxy id, the request, the reply); a stream that
-// breaks the protocol is cut.
+// on. SOCKS (4, 4a, 5) is relayed as a small parser follows the handshake
+// (for SOCKS5: greeting, the username/password step that carries the
+// command's proxy id, the request, the reply); a stream that breaks the
+// protocol is cut.
+//
+// A tunnel (CONNECT or SOCKS) can carry anything for as long as it stays
+// open, so it is also reported when it opens: once the proxy has granted it,
+// the tap holds the grant and whatever either side sent after the request
+// until the `opened` hook has returned (the broker makes the record durable),
+// and cuts the tunnel if the hook fails. Nothing of the command's passes
+// through a tunnel, and nothing of the destination's reaches the command,
+// before its opening is on record; a tunnel still open when Tether dies is in
+// the log. A plain request is one exchange, reported when it ends.
 //
 // Allowed means the proxy let it through: its 200 to a CONNECT, its SOCKS
 // success reply (neither can come from the destination), and for a plain
@@ -35,14 +44,36 @@
 // request is told by the proxy's X-Proxy-Error mark, which a destination
 // server could imitate, so the bytes sent are recorded either way.
 
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+/** A tunnel the proxy granted, before anything has passed through it. */
+export interface OpenedTunnel {
+  /** Names the connection: its TappedConnection, once it ends, has the same id. */
+  readonly id: string;
+  readonly via: 'connect' | 'socks4' | 'socks5';
+  readonly host: string;
+  readonly port: number;
+  /** Epoch ms when the command's connection arrived. */
+  readonly startedAt: number;
+}
+
+/** What a tap tells of the connections it passes. */
+export interface TapReporter {
+  /** Each connection (or plain request) once it has ended, exactly once. */
+  readonly ended: (c: TappedConnection) => void;
+  /** A granted tunnel, before anything passes through it: the tunnel waits for it and is cut if it rejects. */
+  readonly opened?: (t: OpenedTunnel) => Promise<void>;
+}
+
 /** One connection (or one plain HTTP request) a sandboxed command made. */
 export interface TappedConnection {
+  /** Unique per connection (an OpenedTunnel told before has the same). */
+  readonly id: string;
   /** How it asked: a plain HTTP proxy request, an HTTP CONNECT tunnel, or SOCKS. */
   readonly via: 'http' | 'connect' | 'socks4' | 'socks5';
   /** Where it asked to go: the host in lower case, IPv6 without brackets ('' when the request could not be read). */
@@ -108,6 +139,7 @@ const SOCKS5_REPLIES: Record<number, string> = {
 
 /** A connection being followed; reported exactly once. */
 class Flow {
+  readonly id = randomUUID();
   host = '';
   port = 0;
   method: string | undefined;
@@ -117,7 +149,7 @@ class Flow {
   reason: string | undefined;
   bytesOut = 0;
   bytesIn = 0;
-  private readonly startedAt = Date.now();
+  readonly startedAt = Date.now();
   private readonly t0 = performance.now();
   private reported = false;
   via: TappedConnection['via'];
@@ -132,7 +164,7 @@ class Flow {
     this.reported = true;
     if (reason !== undefined && this.reason === undefined) this.reason = reason;
     this.report({
-      via: this.via, host: this.host, port: this.port,
+      id: this.id, via: this.via, host: this.host, port: this.port,
       ...(this.method !== undefined ? { method: this.method } : {}),
       ...(this.url !== undefined ? { url: this.url } : {}),
       allowed: this.allowed,
@@ -150,6 +182,7 @@ export class NetworkTap {
   private readonly dir: string;
   private readonly upstream: TapUpstream;
   private readonly report: (c: TappedConnection) => void;
+  private readonly opened: TapReporter['opened'];
   private readonly domains: readonly Domain[];
   private readonly limits: TapLimits;
   private readonly sockets = new Set<net.Socket>();
@@ -166,12 +199,13 @@ export class NetworkTap {
 
   /**
    * Listens on two new sockets in a private directory. `domains` are the
-   * command's (exact names, optional :port, as the proxy has them); `report`
-   * is told of each connection once it ends.
+   * command's (exact names, optional :port, as the proxy has them);
+   * `reporter` is told of each tunnel as it opens and of each connection
+   * once it ends.
    */
-  static async open(upstream: TapUpstream, domains: readonly string[], report: (c: TappedConnection) => void, limits: Partial<TapLimits> = {}): Promise<NetworkTap> {
+  static async open(upstream: TapUpstream, domains: readonly string[], reporter: TapReporter, limits: Partial<TapLimits> = {}): Promise<NetworkTap> {
     const dir = await mkdtemp(join(tmpdir(), 'tether-net-'));
-    const tap = new NetworkTap(dir, upstream, domains, report, { ...TAP_LIMITS, ...limits });
+    const tap = new NetworkTap(dir, upstream, domains, reporter, { ...TAP_LIMITS, ...limits });
     try {
       await Promise.all([listen(tap.fronts[0]!, tap.httpPath), listen(tap.fronts[1]!, tap.socksPath)]);
       return tap;
@@ -181,16 +215,17 @@ export class NetworkTap {
     }
   }
 
-  private constructor(dir: string, upstream: TapUpstream, domains: readonly string[], report: (c: TappedConnection) => void, limits: TapLimits) {
+  private constructor(dir: string, upstream: TapUpstream, domains: readonly string[], reporter: TapReporter, limits: TapLimits) {
     this.dir = dir;
     this.limits = limits;
     this.domains = domains.map(parseDomain);
     this.httpPath = join(dir, 'http.sock');
     this.socksPath = join(dir, 'socks.sock');
     this.upstream = upstream;
+    this.opened = reporter.opened;
     this.report = (c) => {
       try {
-        report(c);
+        reporter.ended(c);
       } catch (e) {
         console.error('tether: a network connection could not be reported:', (e as Error).message);
       }
@@ -374,7 +409,11 @@ export class NetworkTap {
     });
   }
 
-  /** CONNECT: the head is passed on, then bytes both ways until either side ends. */
+  /**
+   * CONNECT: the head is passed on; what the command sends after it waits
+   * for the proxy's answer. A grant (200) is passed on once the opening is
+   * recorded, then bytes go both ways until either side ends.
+   */
   private tunnel(req: http.IncomingMessage, client: net.Socket, head: Buffer, done: () => void): void {
     const flow = new Flow('connect', this.report);
     const target = hostPort(req.url ?? '');
@@ -382,39 +421,50 @@ export class NetworkTap {
     flow.port = target?.port ?? 0;
     const first = Buffer.from(headText(`${req.method} ${req.url} HTTP/${req.httpVersion}`, req.rawHeaders), 'latin1');
     flow.bytesOut = first.length + head.length;
-
+    client.pause(); // explicitly: the byte counter below must not start it
     const up = net.connect(this.upstream.http);
     this.track(up);
+    const held: Held = { fromClient: head.length > 0 ? [head] : [], fromUp: [], relaying: false };
     let answered = false;
     let seen = Buffer.alloc(0);
+    client.on('data', (chunk: Buffer) => (flow.bytesOut += chunk.length));
     up.on('data', (chunk: Buffer) => {
       flow.bytesIn += chunk.length;
+      if (!held.relaying) held.fromUp.push(chunk);
       // Read the answer's head, and a refusal's body (its reason), then only count.
       if ((answered && flow.allowed) || seen.length >= MAX_HEAD_BYTES + MAX_REASON_BYTES) return;
       seen = Buffer.concat([seen, chunk]).subarray(0, MAX_HEAD_BYTES + MAX_REASON_BYTES);
-      const head = parseHead(seen);
-      if (!head) return;
-      answered = true;
-      flow.status = head.status;
-      flow.allowed = head.status === 200;
-      if (!flow.allowed) flow.reason = refusalReason(head.refusal ?? `status ${head.status}`, seen.subarray(head.bodyAt, head.bodyAt + MAX_REASON_BYTES));
+      const h = parseHead(seen);
+      if (!h) return;
+      flow.status = h.status;
+      flow.allowed = h.status === 200;
+      if (!flow.allowed) flow.reason = refusalReason(h.refusal ?? `status ${h.status}`, seen.subarray(h.bodyAt, h.bodyAt + MAX_REASON_BYTES));
+      if (!answered) {
+        answered = true;
+        this.openTunnel(flow, client, up, held);
+      }
     });
-    client.on('data', (chunk: Buffer) => (flow.bytesOut += chunk.length));
-    up.write(first);
-    if (head.length > 0) up.write(head);
-    splice(client, up, () => {
+    whenBothClosed(client, up, () => {
       flow.end(answered ? undefined : 'the sandbox network proxy did not answer');
       done();
     });
+    up.write(first);
   }
 
-  /** SOCKS 4, 4a or 5: relayed as it comes, the handshake followed to learn the target and the proxy's reply. */
+  /**
+   * SOCKS 4, 4a or 5: the handshake is passed on as far as the parser has
+   * followed it; what the command sends after its request, and the proxy's
+   * reply, wait until the tunnel is granted and its opening recorded.
+   */
   private socks(client: net.Socket, done: () => void): void {
     const watch = new SocksWatch();
     const flow = new Flow('socks5', this.report);
     const up = net.connect(this.upstream.socks);
     this.track(up);
-    const ended = () => {
+    const held: Held = { fromClient: [], fromUp: [], relaying: false };
+    let unsent = Buffer.alloc(0); // the command's bytes not passed on yet
+    let requested = false;
+    const learn = () => {
       if (watch.version === 4) flow.via = 'socks4';
       if (watch.target) {
         flow.host = watch.target.host;
@@ -422,27 +472,96 @@ export class NetworkTap {
       }
       flow.status = watch.reply;
       flow.allowed = watch.granted;
-      flow.end(watch.error ?? (watch.reply === undefined ? 'the handshake did not finish' : watch.granted ? undefined : `the proxy answered: ${watch.replyText()}`));
-      done();
     };
     const cut = () => {
       client.destroy();
       up.destroy();
     };
+    /** Passes on the handshake bytes the parser has read; from the request on, holds the rest. */
+    const pass = () => {
+      if (requested) return;
+      const n = unsent.length - watch.unreadFromClient;
+      if (n > 0) up.write(unsent.subarray(0, n));
+      unsent = unsent.subarray(Math.max(n, 0));
+      if (watch.target) {
+        requested = true;
+        if (unsent.length > 0) held.fromClient.push(unsent);
+        client.pause(); // what follows the request waits for the reply: no more than the socket's buffers
+      }
+    };
     client.on('data', (chunk: Buffer) => {
       flow.bytesOut += chunk.length;
-      if (!watch.fromClient(chunk)) cut();
+      if (held.relaying) return;
+      if (requested) {
+        held.fromClient.push(chunk);
+        return;
+      }
+      unsent = Buffer.concat([unsent, chunk]);
+      if (!watch.fromClient(chunk)) return cut();
+      pass();
     });
     up.on('data', (chunk: Buffer) => {
       flow.bytesIn += chunk.length;
-      if (!watch.fromServer(chunk)) cut();
+      if (held.relaying) return;
+      if (watch.reply !== undefined) {
+        held.fromUp.push(chunk);
+        return;
+      }
+      if (!watch.fromServer(chunk)) return cut();
+      pass(); // the proxy's method choice may let the parser read a login or request sent with the greeting
+      if (watch.reply === undefined) {
+        client.write(chunk);
+        return;
+      }
+      held.fromUp.push(chunk);
+      learn();
+      this.openTunnel(flow, client, up, held);
     });
-    splice(client, up, ended);
+    whenBothClosed(client, up, () => {
+      learn();
+      flow.end(watch.error ?? (watch.reply === undefined ? 'the handshake did not finish' : watch.granted ? undefined : `the proxy answered: ${watch.replyText()}`));
+      done();
+    });
+  }
+
+  /**
+   * Once the proxy has answered: a grant is recorded (the `opened` hook)
+   * before what was held goes through; a refusal goes back to the command at
+   * once, and what the command sent after its request is dropped. Then bytes
+   * go both ways until either side ends.
+   */
+  private openTunnel(flow: Flow, client: net.Socket, up: net.Socket, held: Held): void {
+    up.pause();
+    client.pause();
+    const recorded = flow.allowed && this.opened
+      ? this.opened({ id: flow.id, via: flow.via as OpenedTunnel['via'], host: flow.host, port: flow.port, startedAt: flow.startedAt })
+      : Promise.resolve();
+    recorded.then(() => {
+      if (client.destroyed || up.destroyed) return;
+      held.relaying = true;
+      for (const b of held.fromUp.splice(0)) client.write(b);
+      if (flow.allowed) for (const b of held.fromClient.splice(0)) up.write(b);
+      client.pipe(up);
+      up.pipe(client);
+    }, (e: unknown) => {
+      flow.allowed = false;
+      flow.reason = `cut by Tether before anything passed through it: its opening could not be recorded (${(e as Error).message})`;
+      client.destroy();
+      up.destroy();
+    });
   }
 }
 
-/** Bytes both ways until either side ends, which ends the other; `ended` once both have closed. */
-function splice(a: net.Socket, b: net.Socket, ended: () => void): void {
+/** What a tunnel holds back until it is open: the command's bytes after its request, and the proxy's answer onwards. */
+interface Held {
+  readonly fromClient: Buffer[];
+  readonly fromUp: Buffer[];
+  /** Set once the tunnel relays: nothing more is held. */
+  relaying: boolean;
+}
+
+/** When either socket closes the other is destroyed; `ended` once both have closed. */
+function whenBothClosed(a: net.Socket, b: net.Socket, ended: () => void): void {
   let closed = 0;
   const onClose = (other: net.Socket) => () => {
     other.destroy();
@@ -450,8 +569,6 @@ function splice(a: net.Socket, b: net.Socket, ended: () => void): void {
   };
   a.once('close', onClose(b));
   b.once('close', onClose(a));
-  a.pipe(b);
-  b.pipe(a);
 }
 
 /**
@@ -467,12 +584,17 @@ export class SocksWatch {
   /** The proxy's reply code to the request (SOCKS5 0, SOCKS4 90: granted). */
   reply: number | undefined;
   error: string | undefined;
-  private client = Buffer.alloc(0);
-  private server = Buffer.alloc(0);
+  private client: Buffer = Buffer.alloc(0);
+  private server: Buffer = Buffer.alloc(0);
   private clientStep: 'greeting' | 'login' | 'request' | 'done' = 'greeting';
   private serverStep: 'method' | 'login' | 'reply' | 'done' = 'method';
   /** The SOCKS5 method the proxy chose (2: username/password). */
   private method: number | undefined;
+
+  /** Bytes the command sent that the parser has not read as handshake (after the request: what followed it). */
+  get unreadFromClient(): number {
+    return this.client.length;
+  }
 
   get granted(): boolean {
     return this.reply === (this.version === 4 ? SOCKS4_GRANTED : 0) && this.error === undefined;
@@ -559,13 +681,14 @@ export class SocksWatch {
     const userEnd = b.indexOf(0, 8);
     if (userEnd < 0) return true;
     let host = [...b.subarray(4, 8)].join('.');
+    let end = userEnd;
     if (b[4] === 0 && b[5] === 0 && b[6] === 0 && b[7] !== 0) {
-      const hostEnd = b.indexOf(0, userEnd + 1);
-      if (hostEnd < 0) return true;
-      host = b.subarray(userEnd + 1, hostEnd).toString('latin1');
+      end = b.indexOf(0, userEnd + 1);
+      if (end < 0) return true;
+      host = b.subarray(userEnd + 1, end).toString('latin1');
     }
     this.target = { host: bareHost(host), port: b.readUInt16BE(2), command: b[1]! };
-    this.client = Buffer.alloc(0);
+    this.client = b.subarray(end + 1);
     this.clientStep = 'done';
     return true;
   }
@@ -582,7 +705,7 @@ export class SocksWatch {
     const addr = b.subarray(4, 4 + addrLen);
     const host = atyp === 1 ? [...addr].join('.') : atyp === 4 ? bareHost(ipv6(addr)) : bareHost(addr.subarray(1).toString('latin1'));
     this.target = { host, port: b.readUInt16BE(4 + addrLen), command: b[1]! };
-    this.client = Buffer.alloc(0);
+    this.client = b.subarray(n);
     this.clientStep = 'done';
     return true;
   }

@@ -25,7 +25,7 @@
 import { randomBytes } from 'node:crypto';
 import { SandboxManager } from '@anthropic-ai/sandbox-runtime';
 import { encodeSandboxedCommand, generateProxyEnvVars } from '@anthropic-ai/sandbox-runtime/dist/sandbox/sandbox-utils.js';
-import { NetworkTap, type TappedConnection } from './network-tap.ts';
+import { NetworkTap, type TapReporter } from './network-tap.ts';
 
 export const SANDBOX_HTTP_PORT = 3128;
 export const SANDBOX_SOCKS_PORT = 1080;
@@ -42,8 +42,8 @@ export interface CommandNetwork {
 export class SandboxNetwork {
   private started: Promise<void> | undefined;
 
-  /** Starts the proxy if needed and registers `domains` for one command; `report` hears of each connection it makes once it ends. */
-  async forCommand(domains: readonly string[], report: (c: TappedConnection) => void): Promise<CommandNetwork> {
+  /** Starts the proxy if needed and registers `domains` for one command; `reporter` hears of each tunnel it opens and each connection once it ends. */
+  async forCommand(domains: readonly string[], reporter: TapReporter): Promise<CommandNetwork> {
     this.started ??= SandboxManager.initialize({
       network: { allowedDomains: [], deniedDomains: [], strictAllowlist: false },
       filesystem: { denyRead: [], allowWrite: [], denyWrite: [] },
@@ -55,7 +55,7 @@ export class SandboxNetwork {
     const http = SandboxManager.getLinuxHttpSocketPath();
     const socks = SandboxManager.getLinuxSocksSocketPath();
     if (!http || !socks) throw new Error('the sandbox network proxy is not running (no socket); restart Tether');
-    const tap = await NetworkTap.open({ http, socks }, domains, report);
+    const tap = await NetworkTap.open({ http, socks }, domains, reporter);
     const id = randomBytes(16).toString('base64url');
     const release = async () => {
       SandboxManager.unregisterCommandNetworkLists(id);

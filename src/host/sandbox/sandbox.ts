@@ -12,7 +12,7 @@
 //     directories, cgroups, proxy registrations).
 
 import type { SandboxProfileSummary } from '../../common/consent.ts';
-import type { TappedConnection } from './network-tap.ts';
+import type { OpenedTunnel, TappedConnection } from './network-tap.ts';
 
 export interface SandboxLimits {
   /** Wall-clock limit; the whole tree is killed after it. */
@@ -75,6 +75,12 @@ export interface RunOptions {
    * resolves.
    */
   readonly onConnection?: (c: TappedConnection) => void;
+  /**
+   * Told of each tunnel (CONNECT, SOCKS) the proxy grants the command, before
+   * anything passes through it: the tunnel waits for the returned promise and
+   * is cut if it rejects (so a tunnel is on record before it carries a byte).
+   */
+  readonly onTunnelOpened?: (t: OpenedTunnel) => Promise<void>;
 }
 
 export interface SandboxProcess {

@@ -266,7 +266,7 @@ export class TerminalService {
         const before = this.accounting ? await snapshotWorkspace(workspace, this.accounting.maxEntries) : undefined;
         const runOptions = { line, cwd, env: env.env, cols: 120, rows: 30 };
         const proc = profile
-          ? await this.opts.sandbox.run({ ...runOptions, profile, readOnly: before ? gitReadOnly(before) : [], onConnection: (c) => broker.recordConnection(request, c) })
+          ? await this.opts.sandbox.run({ ...runOptions, profile, readOnly: before ? gitReadOnly(before) : [], onConnection: (c) => broker.recordConnection(request, c), onTunnelOpened: (t) => broker.recordTunnelOpened(request, t) })
           : await this.unsandboxed.run({ ...runOptions, limits });
         const term: Terminal = {
           id: randomUUID(),

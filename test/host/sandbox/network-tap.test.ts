@@ -8,7 +8,7 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetworkTap, SocksWatch, type TappedConnection } from '../../../src/host/sandbox/network-tap.ts';
+import { NetworkTap, SocksWatch, type OpenedTunnel, type TappedConnection } from '../../../src/host/sandbox/network-tap.ts';
 import { SandboxManager } from '@anthropic-ai/sandbox-runtime';
 import { SandboxNetwork } from '../../../src/host/sandbox/sandbox-network.ts';
 
@@ -43,8 +43,10 @@ describe('SocksWatch', () => {
     const w = new SocksWatch();
     expect(w.fromClient(Buffer.from([5, 1, 2, 1, 1, 0x61, 1, 0x62, 5, 1, 0, 1, 10, 0, 0, 7, 0, 80]))).toBe(true);
     expect(w.target).toBeUndefined(); // the login step is only known once the proxy has chosen it
+    expect(w.unreadFromClient).toBe(15); // not read as handshake yet: the tap has passed on only the greeting
     expect(w.fromServer(Buffer.from([5, 2, 1, 0, 5, 2, 0, 1, 0, 0, 0, 0, 0, 0]))).toBe(true);
     expect(w.target).toEqual({ host: '10.0.0.7', port: 80, command: 1 });
+    expect(w.unreadFromClient).toBe(0);
     expect(w.reply).toBe(2);
     expect(w.granted).toBe(false);
     expect(w.replyText()).toBe('connection not allowed by ruleset');
@@ -107,7 +109,7 @@ describe('NetworkTap with nothing behind it', () => {
 
   it('answers what it cannot pass on, and reports each attempt with what happened', async () => {
     const seen: TappedConnection[] = [];
-    const tap = await NetworkTap.open({ http: join(dir, 'no-proxy.sock'), socks: join(dir, 'no-proxy.sock') }, ['example.com'], (c) => seen.push(c), { firstByteMs: 200 });
+    const tap = await NetworkTap.open({ http: join(dir, 'no-proxy.sock'), socks: join(dir, 'no-proxy.sock') }, ['example.com'], { ended: (c) => seen.push(c) }, { firstByteMs: 200 });
     const relative = await viaSocket(tap.httpPath, { path: '/not-absolute' });
     expect(relative.status).toBe(400);
     expect(relative.body).toMatch(/absolute http:\/\/ or https:\/\/ URL/);
@@ -152,16 +154,21 @@ describe('NetworkTap in front of the sandbox proxy', () => {
   let network: SandboxNetwork;
   /** As network.forCommand, with a tap of smaller limits in front of the same proxy. */
   async function tapWithLimits(domains: string[], seen: TappedConnection[], limits: Parameters<typeof NetworkTap.open>[3]) {
-    const real = await network.forCommand(domains, () => {});
+    const real = await network.forCommand(domains, { ended: () => {} });
     const upstream = { http: realProxySocket(), socks: realProxySocket() };
-    const tap = await NetworkTap.open(upstream, domains, (c) => seen.push(c), limits);
+    const tap = await NetworkTap.open(upstream, domains, { ended: (c) => seen.push(c) }, limits);
     return { ...real, relays: [{ path: tap.httpPath, port: 3128 }], release: async () => { await tap.close(); await real.release(); } };
   }
   let echo: Server;
+  /** Every byte the echo server has received. */
+  let echoSaw = '';
   beforeAll(async () => {
     network = new SandboxNetwork();
     echo = await new Promise<Server>((resolve) => {
-      const srv = createServer((s) => s.pipe(s));
+      const srv = createServer((s) => {
+        s.on('data', (c: Buffer) => (echoSaw += c.toString('latin1')));
+        s.pipe(s);
+      });
       srv.listen(0, '127.0.0.1', () => resolve(srv));
     });
   });
@@ -173,7 +180,7 @@ describe('NetworkTap in front of the sandbox proxy', () => {
   /** A tap for one command that may reach `domains`, and the Proxy-Authorization its environment would present. */
   async function forCommand(domains: string[], limits?: Parameters<typeof NetworkTap.open>[3]) {
     const seen: TappedConnection[] = [];
-    const net = limits ? await tapWithLimits(domains, seen, limits) : await network.forCommand(domains, (c) => seen.push(c));
+    const net = limits ? await tapWithLimits(domains, seen, limits) : await network.forCommand(domains, { ended: (c) => seen.push(c) });
     const auth = new URL(net.env['HTTP_PROXY']!);
     const credentials = Buffer.from(`${decodeURIComponent(auth.username)}:${decodeURIComponent(auth.password)}`).toString('base64');
     return { seen, net, path: net.relays[0]!.path, proxyAuth: `Proxy-Authorization: Basic ${credentials}\r\n` };
@@ -299,7 +306,7 @@ describe('NetworkTap in front of the sandbox proxy', () => {
   it('reports a tunnel still open when the command ends, with the bytes that went through it', async () => {
     const target = `127.0.0.1:${(echo.address() as AddressInfo).port}`;
     const seen: TappedConnection[] = [];
-    const net = await network.forCommand([target], (c) => seen.push(c));
+    const net = await network.forCommand([target], { ended: (c) => seen.push(c) });
     const auth = new URL(net.env['HTTP_PROXY']!);
     const credentials = Buffer.from(`${decodeURIComponent(auth.username)}:${decodeURIComponent(auth.password)}`).toString('base64');
     const socket: Socket = connect(net.relays[0]!.path);
@@ -316,5 +323,91 @@ describe('NetworkTap in front of the sandbox proxy', () => {
     expect(seen[0]).toMatchObject({ via: 'connect', host: '127.0.0.1', port: (echo.address() as AddressInfo).port, allowed: true, status: 200 });
     expect(seen[0]!.bytesOut).toBeGreaterThan('ping through the tunnel'.length);
     expect(seen[0]!.bytesIn).toBeGreaterThan('ping through the tunnel'.length);
+  });
+
+  /** A command that may reach the echo server, whose tunnels wait on `record` (the broker's durable record) before opening. */
+  async function gatedCommand(record: () => Promise<void>) {
+    const target = `127.0.0.1:${(echo.address() as AddressInfo).port}`;
+    const seen: TappedConnection[] = [];
+    const opened: OpenedTunnel[] = [];
+    const net = await network.forCommand([target], { ended: (c) => seen.push(c), opened: (t) => (opened.push(t), record()) });
+    const auth = new URL(net.env['HTTP_PROXY']!);
+    const [user, pass] = [decodeURIComponent(auth.username), decodeURIComponent(auth.password)];
+    const socket = connect(net.relays[0]!.path);
+    let got = Buffer.alloc(0);
+    socket.on('data', (c: Buffer) => (got = Buffer.concat([got, c])));
+    socket.on('error', () => {});
+    const closed = new Promise((r) => socket.once('close', r));
+    echoSaw = '';
+    return { target, seen, opened, net, user, pass, socket, got: () => got, closed };
+  }
+  const settle = () => new Promise((r) => setTimeout(r, 300));
+
+  it('holds a granted CONNECT tunnel, and what the command sent after its head, until its opening is recorded', async () => {
+    let recorded!: () => void;
+    const c = await gatedCommand(() => new Promise((r) => (recorded = r)));
+    const credentials = Buffer.from(`${c.user}:${c.pass}`).toString('base64');
+    c.socket.write(`CONNECT ${c.target} HTTP/1.1\r\nHost: ${c.target}\r\nProxy-Authorization: Basic ${credentials}\r\n\r\nsent before the grant`);
+    await expect.poll(() => c.opened.length).toBe(1);
+    await settle();
+    expect(c.got().toString()).toBe(''); // not even the proxy's 200
+    expect(echoSaw).toBe(''); // nor the bytes that followed the head
+    recorded();
+    await expect.poll(() => c.got().toString()).toMatch(/^HTTP\/1\.1 200[\s\S]*\r\n\r\nsent before the grant$/);
+    expect(echoSaw).toBe('sent before the grant');
+    c.socket.destroy();
+    await c.net.release();
+    expect(c.opened[0]).toMatchObject({ via: 'connect', host: '127.0.0.1', port: (echo.address() as AddressInfo).port });
+    expect(c.seen).toHaveLength(1);
+    expect(c.seen[0]).toMatchObject({ id: c.opened[0]!.id, via: 'connect', allowed: true, status: 200 });
+  });
+
+  it('holds a SOCKS5 reply, and what the command sent after its request, until the opening is recorded', async () => {
+    let recorded!: () => void;
+    const c = await gatedCommand(() => new Promise((r) => (recorded = r)));
+    const port = (echo.address() as AddressInfo).port;
+    // Greeting, login, request and data in one write, before any answer.
+    c.socket.write(Buffer.concat([
+      Buffer.from([5, 1, 2]),
+      Buffer.from([1, c.user.length, ...Buffer.from(c.user), c.pass.length, ...Buffer.from(c.pass)]),
+      Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, port >> 8, port & 255]),
+      Buffer.from('sent before the reply'),
+    ]));
+    await expect.poll(() => c.opened.length).toBe(1);
+    await settle();
+    expect([...c.got()]).toEqual([5, 2, 1, 0]); // the method and the login passed; the reply waits
+    expect(echoSaw).toBe('');
+    recorded();
+    await expect.poll(() => c.got().subarray(4).toString('latin1')).toMatch(/sent before the reply$/);
+    expect([...c.got().subarray(4, 6)]).toEqual([5, 0]);
+    expect(echoSaw).toBe('sent before the reply');
+    c.socket.destroy();
+    await c.net.release();
+    expect(c.opened[0]).toMatchObject({ via: 'socks5', host: '127.0.0.1', port });
+    expect(c.seen[0]).toMatchObject({ id: c.opened[0]!.id, via: 'socks5', allowed: true, status: 0 });
+  });
+
+  it('cuts a tunnel whose opening cannot be recorded: nothing passes either way', async () => {
+    const c = await gatedCommand(() => Promise.reject(new Error('the audit log is closed')));
+    const credentials = Buffer.from(`${c.user}:${c.pass}`).toString('base64');
+    c.socket.write(`CONNECT ${c.target} HTTP/1.1\r\nHost: ${c.target}\r\nProxy-Authorization: Basic ${credentials}\r\n\r\nsent before the grant`);
+    await c.closed;
+    await c.net.release();
+    expect(c.got().toString()).toBe('');
+    expect(echoSaw).toBe('');
+    expect(c.seen).toHaveLength(1);
+    expect(c.seen[0]).toMatchObject({ via: 'connect', allowed: false, status: 200 });
+    expect(c.seen[0]!.reason).toMatch(/cut by Tether before anything passed through it: its opening could not be recorded \(the audit log is closed\)/);
+  });
+
+  it('records no opening for a tunnel the proxy refuses, and passes the refusal on at once', async () => {
+    const c = await gatedCommand(() => new Promise(() => {})); // would hold forever
+    const credentials = Buffer.from(`${c.user}:${c.pass}`).toString('base64');
+    c.socket.write(`CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nProxy-Authorization: Basic ${credentials}\r\n\r\nnever passed`);
+    await expect.poll(() => c.got().toString()).toMatch(/^HTTP\/1\.1 403/);
+    c.socket.destroy();
+    await c.net.release();
+    expect(c.opened).toEqual([]);
+    expect(c.seen[0]).toMatchObject({ host: 'example.com', allowed: false, status: 403 });
   });
 });

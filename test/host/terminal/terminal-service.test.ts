@@ -301,25 +301,32 @@ permit (principal, action == Tether::Action::"net", resource is Tether::Host) wh
       service: { networkDomains: [domain, 'example.com'] },
     });
     try {
-      const r = await runCommand(svc, `curl -sS -m 10 --noproxy '' http://${domain}/pkg; curl -sS -m 10 --noproxy '' -o /dev/null -w '%{http_code}\\n' http://example.com/`);
+      const r = await runCommand(svc, `curl -sS -m 10 --noproxy '' http://${domain}/pkg; curl -sS -m 10 --noproxy '' -o /dev/null -w '%{http_code}\\n' http://example.com/; curl -sS -m 10 --noproxy '' -p http://${domain}/tunnel`);
       expect(r.output).toContain('registry says hi');
-      expect(hits).toBe(1);
+      expect(hits).toBe(2);
       const p = svc.consent.questions.at(-1)!.preview;
       expect(p.type === 'exec' && p.sandbox !== 'unsandboxed' && p.sandbox.network).toEqual({ allowedDomains: [domain] });
       // Each connection has its own record, tied to the command, and durable before the command's outcome.
       const records = svc.records();
       const command = records.findLast((x) => x.type === 'decision' && x.request?.command?.includes(`http://${domain}/pkg`))!;
       const connections = records.filter((x) => x.type === 'network.connection');
-      expect(connections.map((c) => [c.request!.url, c.decision!.allowed, c.detail!['command']])).toEqual([
-        [`http://${domain}/pkg`, true, command.request!.id],
-        ['http://example.com/', false, command.request!.id],
+      expect(connections.map((c) => [c.request!.url, c.decision!.allowed, c.detail!['phase'], c.detail!['command']])).toEqual([
+        [`http://${domain}/pkg`, true, 'closed', command.request!.id],
+        ['http://example.com/', false, 'closed', command.request!.id],
+        [`tcp://${domain}`, true, 'opened', command.request!.id],
+        [`tcp://${domain}`, true, 'closed', command.request!.id],
       ]);
+      // The tunnel's opening is on record before anything went through it; its closing names the same connection.
+      expect(connections[2]).toMatchObject({ detail: { via: 'connect' } });
+      expect(connections[2]!.outcome).toBeUndefined();
+      expect(connections[3]!.request!.id).toBe(connections[2]!.request!.id);
+      expect(connections[3]!.outcome!.bytes).toBeGreaterThan(0);
       expect(connections[0]).toMatchObject({ traceId: command.traceId, decision: { decidedBy: 'policy' }, outcome: { ok: true }, detail: { via: 'http', status: 200 } });
       expect(connections[0]!.outcome!.bytes).toBeGreaterThan(0);
       expect(connections[1]).toMatchObject({ decision: { decidedBy: 'host' }, detail: { status: 403 } });
       expect(connections[1]!.decision!.reason).toMatch(/network proxy refused http:\/\/example.com\/: blocked/);
       const outcome = records.findIndex((x) => x.type === 'outcome' && x.request?.id === command.request!.id);
-      expect(records.indexOf(connections[1]!)).toBeLessThan(outcome);
+      expect(records.indexOf(connections[3]!)).toBeLessThan(outcome);
     } finally {
       await svc.close();
       srv.close();
