@@ -46,6 +46,8 @@ export interface AppHostOptions {
   readonly keyStore?: KeyStore;
   /** Managed setting: run with an unsigned audit log when no key is available (every record says so). */
   readonly allowUnsignedAudit?: boolean;
+  /** How often the audit view verifies a live log again while records land (SignedAuditViewOptions.recheckMs; tests shorten it). */
+  readonly auditRecheckMs?: number;
 }
 
 export interface AppHost {
@@ -147,7 +149,12 @@ export async function startAppHost(opts: AppHostOptions): Promise<AppHost> {
     providers,
     policy: async () => policy,
     audit,
-    auditView: new SignedAuditView(auditDir, { verifierKey: () => audit.status.verifierKey, log: audit, allowUnsigned: opts.allowUnsignedAudit ?? false }),
+    auditView: new SignedAuditView(auditDir, {
+      verifierKey: () => audit.status.verifierKey,
+      log: audit,
+      allowUnsigned: opts.allowUnsignedAudit ?? false,
+      ...(opts.auditRecheckMs !== undefined ? { recheckMs: opts.auditRecheckMs } : {}),
+    }),
     shipping: () => core.shipping(),
     settings: new JsonFileSettings(join(opts.dataDir, 'settings.json')),
     ...(opts.openExternal ? { openExternal: opts.openExternal } : {}),

@@ -11,7 +11,7 @@
 // appends, checkpoints, rotations and ordinary edits change it. A failure, or
 // a fingerprint that changed during the verification, is never reused. And
 // while the live log only grows, a log that verified is verified (and
-// checkpointed) again at most every RECHECK_MS, however often the view asks:
+// checkpointed) again at most every recheckMs (10 s), however often the view asks:
 // the answer in between says how many records are not verified yet.
 //
 // Not here: trusting a key from elsewhere. The view checks against the key in
@@ -41,6 +41,8 @@ export interface SignedAuditViewOptions {
   readonly allowUnsigned?: boolean;
   /** Monotonic clock (ms) for how long a verification's answer is reused; default performance.now (tests pass their own). */
   readonly now?: () => number;
+  /** The least time between two verifications of a live log that only grows (default RECHECK_MS). */
+  readonly recheckMs?: number;
 }
 
 /**
@@ -95,10 +97,11 @@ export class SignedAuditView implements AuditView {
     const age = last ? this.now() - last.at : Infinity;
     const within = (ms: number) => age >= 0 && age < ms; // a clock that went back expires the answer
     // A view kept open while the agent works is refreshed after every record: while the live log
-    // only grows, verify (and checkpoint) at most every RECHECK_MS.
-    if (log && last && log.status.treeSize > last.treeSize && within(RECHECK_MS)) {
-      const recheckMs = Math.min(RECHECK_MS, Math.max(0, Math.ceil(RECHECK_MS - age)));
-      return { ...last.answer, message: `${last.answer.message}; the ${log.status.treeSize - last.treeSize} records written since are verified within ${RECHECK_MS / 1000} s`, recheckMs };
+    // only grows, verify (and checkpoint) at most every `every` ms.
+    const every = this.opts.recheckMs ?? RECHECK_MS;
+    if (log && last && log.status.treeSize > last.treeSize && within(every)) {
+      const recheckMs = Math.min(every, Math.max(0, Math.ceil(every - age)));
+      return { ...last.answer, message: `${last.answer.message}; the ${log.status.treeSize - last.treeSize} records written since are verified within ${Math.ceil(every / 1000)} s`, recheckMs };
     }
     let report: AuditVerifyReport;
     let fingerprint: string;

@@ -112,6 +112,7 @@ beforeAll(async () => {
     // The OS keychain has its own tests against a real gnome-keyring (test/host/keychain).
     keyStore: new StaticKeyStore(key, 'a key made for this test'),
     ship: [collector.url],
+    auditRecheckMs: 3000, // how soon an open audit view verifies records that landed after its last verification
   });
   context = await launchChromium(join(tmp, 'chromium-profile'));
 }, 120_000);
@@ -215,6 +216,22 @@ describe('renderer flows against a real host', () => {
     }).toMatch(/Shipping to http-127\.0\.0\.1-\d+-[0-9a-f]{8}: up to date/);
     expect(collector.seqs.size).toBeGreaterThan(0);
     await screenshot(p, '05-audit-view');
+    expect(problems).toEqual([]);
+  });
+
+  it('keeps an open audit view verified while records land, on its own timer: no refresh, no further event', async () => {
+    const p = await openApp();
+    await p.getByRole('tab', { name: 'Audit' }).click();
+    const verification = () => p.getByTestId('audit-verification').textContent();
+    await poll(verification).toMatch(/Log verifies/);
+    // Two records land while the view is open: the first is verified at once (or just was), the second
+    // falls in the window after it, so the view says it is pending and when the host will verify it.
+    const ack = async () => dev.host.service.acknowledgeDisclosure({ fingerprint: (await dev.host.service.getDisclosure({})).fingerprint });
+    await ack();
+    await ack();
+    await poll(verification).toMatch(/Log verifies.*records written since are verified within 3 s/);
+    // Nothing else happens now: only the view's own timer can ask again, and then the host verifies them.
+    await poll(verification).toMatch(/^✓ Log verifies: (?!.*written since)/);
     expect(problems).toEqual([]);
   });
 
