@@ -31,14 +31,18 @@
 // before its opening is on record; a tunnel still open when Tether dies is in
 // the log. A plain request is one exchange, reported when it ends.
 //
-// Allowed means the proxy let it through: its 200 to a CONNECT, its SOCKS
-// success reply (neither can come from the destination), and for a plain
-// request a destination on the command's own list that the proxy did not
-// refuse, so a command cannot have a destination it was never given recorded
-// as allowed. Limits (TAP_LIMITS): connections open at once per command
-// (more are refused and reported), requests waiting on one connection (more
-// cut it), and a connection must start within a time and finish its first
-// HTTP head within another.
+// Allowed means the proxy let it through to a destination on the command's
+// own list: its 200 to a CONNECT, its SOCKS success reply (for SOCKS5 only
+// after it accepted the login that carries the command's proxy id: it
+// answers a client without one with a success it does not mean), and for a
+// plain request an answer the proxy did not mark as its refusal (the answer
+// may be the destination's), so a command cannot have a destination it was
+// never given recorded as allowed.
+//
+// Limits (TAP_LIMITS): connections open at once per command (more are
+// refused and reported), requests waiting on one connection (more cut it),
+// and a connection must start within a time and finish its first HTTP head
+// within another.
 //
 // Not here: what the bytes mean (TLS is not opened). A refusal of a plain HTTP
 // request is told by the proxy's X-Proxy-Error mark, which a destination
@@ -102,6 +106,8 @@ export interface TapUpstream {
   readonly socks: string;
 }
 
+/** Why an answer that looks like a grant is not recorded as one. */
+const NOT_LISTED = 'not a destination of this command, so not one the proxy passes';
 /** The proxy marks its own refusals with this header. */
 const REFUSAL_MARK = 'x-proxy-error';
 /** Hop-by-hop headers of one leg; never passed to the other. */
@@ -119,6 +125,8 @@ export interface TapLimits {
 export const TAP_LIMITS: TapLimits = { maxConnections: 128, maxQueued: 32, firstByteMs: 10_000, headMs: 60_000 };
 /** The longest SOCKS5 handshake step: a request naming a 255-byte host, or a 255+255-byte login. */
 const MAX_SOCKS_STEP = 600;
+/** What an optimistic SOCKS5 client may send (login, request, first data) before the proxy has chosen a method. */
+const MAX_EARLY_BYTES = 64 * 1024;
 
 const SOCKS4_GRANTED = 90;
 const SOCKS4_REPLIES: Record<number, string> = {
@@ -152,6 +160,8 @@ class Flow {
   readonly startedAt = Date.now();
   private readonly t0 = performance.now();
   private reported = false;
+  /** Why Tether cut it: reported as not allowed, whatever the proxy said. */
+  private cutBy: string | undefined;
   via: TappedConnection['via'];
   private readonly report: (c: TappedConnection) => void;
   constructor(via: TappedConnection['via'], report: (c: TappedConnection) => void) {
@@ -159,15 +169,20 @@ class Flow {
     this.report = report;
   }
 
+  cut(why: string): void {
+    this.cutBy ??= why;
+  }
+
   end(reason?: string): void {
     if (this.reported) return;
     this.reported = true;
-    if (reason !== undefined && this.reason === undefined) this.reason = reason;
+    if (this.cutBy !== undefined) this.reason = this.cutBy;
+    else if (reason !== undefined && this.reason === undefined) this.reason = reason;
     this.report({
       id: this.id, via: this.via, host: this.host, port: this.port,
       ...(this.method !== undefined ? { method: this.method } : {}),
       ...(this.url !== undefined ? { url: this.url } : {}),
-      allowed: this.allowed,
+      allowed: this.allowed && this.cutBy === undefined,
       ...(this.status !== undefined ? { status: this.status } : {}),
       ...(this.reason !== undefined ? { reason: this.reason } : {}),
       bytesOut: this.bytesOut, bytesIn: this.bytesIn,
@@ -437,8 +452,10 @@ export class NetworkTap {
       const h = parseHead(seen);
       if (!h) return;
       flow.status = h.status;
-      flow.allowed = h.status === 200;
-      if (!flow.allowed) flow.reason = refusalReason(h.refusal ?? `status ${h.status}`, seen.subarray(h.bodyAt, h.bodyAt + MAX_REASON_BYTES));
+      // Only the proxy's own answer to a destination on the command's list counts as a grant.
+      flow.allowed = h.status === 200 && this.listed(flow.host, flow.port);
+      if (h.status !== 200) flow.reason = refusalReason(h.refusal ?? `status ${h.status}`, seen.subarray(h.bodyAt, h.bodyAt + MAX_REASON_BYTES));
+      else if (!flow.allowed) flow.reason = NOT_LISTED;
       if (!answered) {
         answered = true;
         this.openTunnel(flow, client, up, held);
@@ -464,6 +481,7 @@ export class NetworkTap {
     const held: Held = { fromClient: [], fromUp: [], relaying: false };
     let unsent = Buffer.alloc(0); // the command's bytes not passed on yet
     let requested = false;
+    let opening = false;
     const learn = () => {
       if (watch.version === 4) flow.via = 'socks4';
       if (watch.target) {
@@ -471,7 +489,7 @@ export class NetworkTap {
         flow.port = watch.target.port;
       }
       flow.status = watch.reply;
-      flow.allowed = watch.granted;
+      flow.allowed = watch.granted && this.listed(flow.host, flow.port);
     };
     const cut = () => {
       client.destroy();
@@ -503,23 +521,24 @@ export class NetworkTap {
     up.on('data', (chunk: Buffer) => {
       flow.bytesIn += chunk.length;
       if (held.relaying) return;
-      if (watch.reply !== undefined) {
-        held.fromUp.push(chunk);
-        return;
-      }
-      if (!watch.fromServer(chunk)) return cut();
+      // Sent after the request reached the proxy: the login's answer or the reply, held with what follows.
+      const afterRequest = requested || watch.reply !== undefined;
+      if (watch.reply === undefined && !watch.fromServer(chunk)) return cut();
       pass(); // the proxy's method choice may let the parser read a login or request sent with the greeting
-      if (watch.reply === undefined) {
+      if (!afterRequest && watch.reply === undefined) {
         client.write(chunk);
         return;
       }
       held.fromUp.push(chunk);
+      if (watch.reply === undefined || opening) return;
+      opening = true;
       learn();
       this.openTunnel(flow, client, up, held);
     });
     whenBothClosed(client, up, () => {
       learn();
-      flow.end(watch.error ?? (watch.reply === undefined ? 'the handshake did not finish' : watch.granted ? undefined : `the proxy answered: ${watch.replyText()}`));
+      const refused = watch.reply === undefined ? 'the handshake did not finish' : !watch.granted ? `the proxy answered: ${watch.replyText()}` : flow.allowed ? undefined : NOT_LISTED;
+      flow.end(watch.error ?? refused);
       done();
     });
   }
@@ -540,12 +559,16 @@ export class NetworkTap {
       if (client.destroyed || up.destroyed) return;
       held.relaying = true;
       for (const b of held.fromUp.splice(0)) client.write(b);
-      if (flow.allowed) for (const b of held.fromClient.splice(0)) up.write(b);
-      client.pipe(up);
       up.pipe(client);
+      if (flow.allowed) {
+        for (const b of held.fromClient.splice(0)) up.write(b);
+        client.pipe(up);
+      } else {
+        held.fromClient.length = 0;
+        client.resume(); // read (and counted), never passed on: the proxy has refused
+      }
     }, (e: unknown) => {
-      flow.allowed = false;
-      flow.reason = `cut by Tether before anything passed through it: its opening could not be recorded (${(e as Error).message})`;
+      flow.cut(`cut by Tether before anything passed through it: its opening could not be recorded (${(e as Error).message})`);
       client.destroy();
       up.destroy();
     });
@@ -590,14 +613,21 @@ export class SocksWatch {
   private serverStep: 'method' | 'login' | 'reply' | 'done' = 'method';
   /** The SOCKS5 method the proxy chose (2: username/password). */
   private method: number | undefined;
+  private loginAccepted = false;
 
   /** Bytes the command sent that the parser has not read as handshake (after the request: what followed it). */
   get unreadFromClient(): number {
     return this.client.length;
   }
 
+  /**
+   * The proxy granted the request. For SOCKS5 only after it accepted the
+   * login (the command's proxy id): the proxy answers a client without one
+   * with a success reply it does not mean (then closes).
+   */
   get granted(): boolean {
-    return this.reply === (this.version === 4 ? SOCKS4_GRANTED : 0) && this.error === undefined;
+    if (this.error !== undefined) return false;
+    return this.version === 4 ? this.reply === SOCKS4_GRANTED : this.reply === 0 && this.loginAccepted;
   }
 
   replyText(): string {
@@ -629,9 +659,14 @@ export class SocksWatch {
     for (;;) {
       const before = this.clientStep + this.serverStep;
       if (!this.clientStepOnce() || !this.serverStepOnce()) return false;
-      if (this.client.length > MAX_SOCKS_STEP || this.server.length > MAX_SOCKS_STEP) return this.fail('a SOCKS handshake step is too long');
-      if (this.clientStep + this.serverStep === before) return true;
+      if (this.clientStep + this.serverStep === before) break;
     }
+    // What is left is one unfinished step, except: what follows the request is data, and an
+    // optimistic client's bytes wait for the proxy's method choice before they can be read.
+    const waitingForMethod = this.clientStep === 'login' && this.method === undefined;
+    const clientLimit = this.clientStep === 'done' ? Infinity : waitingForMethod ? MAX_EARLY_BYTES : MAX_SOCKS_STEP;
+    if (this.client.length > clientLimit || this.server.length > MAX_SOCKS_STEP) return this.fail('a SOCKS handshake step is too long');
+    return true;
   }
 
   private clientStepOnce(): boolean {
@@ -724,6 +759,7 @@ export class SocksWatch {
         if (b.length < 2) return true;
         this.server = b.subarray(2);
         if (b[1] !== 0) return this.fail('the proxy refused the SOCKS5 login (the command\'s proxy id)');
+        this.loginAccepted = true;
         this.serverStep = 'reply';
         return true;
       case 'reply':

@@ -52,6 +52,46 @@ describe('SocksWatch', () => {
     expect(w.replyText()).toBe('connection not allowed by ruleset');
   });
 
+  it('reads what follows a request as data, however long: a TLS ClientHello sent with it is not a handshake step', () => {
+    const w = new SocksWatch();
+    w.fromClient(Buffer.from([5, 1, 2]));
+    w.fromServer(Buffer.from([5, 2]));
+    w.fromClient(Buffer.from([1, 1, 0x61, 1, 0x62]));
+    w.fromServer(Buffer.from([1, 0]));
+    expect(w.fromClient(Buffer.concat([Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, 1, 187]), Buffer.alloc(1500, 0x16)]))).toBe(true);
+    expect(w.unreadFromClient).toBe(1500);
+    expect(w.fromServer(Buffer.from([5, 0, 0, 1, 0, 0, 0, 0, 0, 0]))).toBe(true);
+    expect(w.granted).toBe(true);
+  });
+
+  it('counts a SOCKS5 success as a grant only after the proxy accepted the login (its answer to a client without one is not)', () => {
+    const w = feed([['c', [5, 1, 0]], ['s', [5, 0]], ['c', [5, 1, 0, 3, 3, ...ascii('a.b'), 0, 22]], ['s', [5, 0, 0, 1, 0, 0, 0, 0, 0, 0]]]);
+    expect(w.reply).toBe(0);
+    expect(w.granted).toBe(false);
+  });
+
+  it('waits for the proxy\'s method choice with up to 64 KiB of what an optimistic client sent, then reads it', () => {
+    const w = new SocksWatch();
+    const request = [5, 1, 0, 1, 127, 0, 0, 1, 1, 187];
+    expect(w.fromClient(Buffer.concat([Buffer.from([5, 1, 2, 1, 1, 0x61, 1, 0x62, ...request]), Buffer.alloc(1500, 0x16)]))).toBe(true);
+    expect(w.fromServer(Buffer.from([5, 2]))).toBe(true);
+    expect(w.target).toEqual({ host: '127.0.0.1', port: 443, command: 1 });
+    expect(w.unreadFromClient).toBe(1500);
+    const flood = new SocksWatch();
+    expect(flood.fromClient(Buffer.concat([Buffer.from([5, 1, 2]), Buffer.alloc(64 * 1024 + 1)]))).toBe(false);
+    expect(flood.error).toMatch(/too long/);
+    const garbage = new SocksWatch();
+    garbage.fromClient(Buffer.from([5, 1, 0]));
+    garbage.fromServer(Buffer.from([5, 0]));
+    expect(garbage.fromClient(Buffer.from([5, 1, 0, 3, 255, ...Buffer.alloc(100, 0x61)]))).toBe(true); // a request still incomplete
+    expect(garbage.target).toBeUndefined();
+    expect(garbage.fromClient(Buffer.alloc(300, 0x61))).toBe(true); // now complete (262 bytes): the rest is data
+    expect(garbage.target?.host).toHaveLength(255);
+    expect(garbage.unreadFromClient).toBe(105 + 300 - 262);
+    // A step that never ends is still cut at 600 bytes (SOCKS4: a user id without its NUL).
+    expect(new SocksWatch().fromClient(Buffer.from([4, 1, 0, 80, 1, 2, 3, 4, ...Buffer.alloc(601, 0x61)]))).toBe(false);
+  });
+
   it('reads IPv6 targets', () => {
     const w = new SocksWatch();
     w.fromClient(Buffer.from([5, 1, 0]));
@@ -375,7 +415,7 @@ describe('NetworkTap in front of the sandbox proxy', () => {
     ]));
     await expect.poll(() => c.opened.length).toBe(1);
     await settle();
-    expect([...c.got()]).toEqual([5, 2, 1, 0]); // the method and the login passed; the reply waits
+    expect([...c.got()]).toEqual([5, 2]); // the method choice passed; what the proxy sent after the request waits
     expect(echoSaw).toBe('');
     recorded();
     await expect.poll(() => c.got().subarray(4).toString('latin1')).toMatch(/sent before the reply$/);
@@ -387,17 +427,48 @@ describe('NetworkTap in front of the sandbox proxy', () => {
     expect(c.seen[0]).toMatchObject({ id: c.opened[0]!.id, via: 'socks5', allowed: true, status: 0 });
   });
 
-  it('cuts a tunnel whose opening cannot be recorded: nothing passes either way', async () => {
-    const c = await gatedCommand(() => Promise.reject(new Error('the audit log is closed')));
-    const credentials = Buffer.from(`${c.user}:${c.pass}`).toString('base64');
-    c.socket.write(`CONNECT ${c.target} HTTP/1.1\r\nHost: ${c.target}\r\nProxy-Authorization: Basic ${credentials}\r\n\r\nsent before the grant`);
+  it('cuts a tunnel whose opening cannot be recorded, CONNECT or SOCKS5: nothing passes either way, and it is not recorded as allowed', async () => {
+    for (const via of ['connect', 'socks5'] as const) {
+      const c = await gatedCommand(() => Promise.reject(new Error('the audit log is closed')));
+      const port = (echo.address() as AddressInfo).port;
+      const credentials = Buffer.from(`${c.user}:${c.pass}`).toString('base64');
+      c.socket.write(via === 'connect'
+        ? `CONNECT ${c.target} HTTP/1.1\r\nHost: ${c.target}\r\nProxy-Authorization: Basic ${credentials}\r\n\r\nsent before the grant`
+        : Buffer.concat([Buffer.from([5, 1, 2, 1, c.user.length, ...Buffer.from(c.user), c.pass.length, ...Buffer.from(c.pass)]), Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, port >> 8, port & 255]), Buffer.from('sent before the reply')]));
+      await c.closed;
+      await c.net.release();
+      expect(c.got().length).toBeLessThanOrEqual(2); // at most the SOCKS5 method choice
+      expect(echoSaw).toBe('');
+      expect(c.seen).toHaveLength(1);
+      expect(c.seen[0]).toMatchObject({ via, allowed: false, status: via === 'connect' ? 200 : 0 });
+      expect(c.seen[0]!.reason).toMatch(/cut by Tether before anything passed through it: its opening could not be recorded \(the audit log is closed\)/);
+    }
+  });
+
+  it('passes a SOCKS5 request sent with a long first flight of data once the tunnel is open', async () => {
+    let recorded!: () => void;
+    const c = await gatedCommand(() => new Promise((r) => (recorded = r)));
+    const port = (echo.address() as AddressInfo).port;
+    const hello = 'h'.repeat(1500);
+    c.socket.write(Buffer.concat([Buffer.from([5, 1, 2, 1, c.user.length, ...Buffer.from(c.user), c.pass.length, ...Buffer.from(c.pass)]), Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, port >> 8, port & 255]), Buffer.from(hello)]));
+    await expect.poll(() => c.opened.length).toBe(1);
+    recorded();
+    await expect.poll(() => echoSaw).toBe(hello);
+    c.socket.destroy();
+    await c.net.release();
+    expect(c.seen[0]).toMatchObject({ via: 'socks5', allowed: true });
+  });
+
+  it('opens nothing for a SOCKS5 client without the proxy id, whatever the proxy answers it', async () => {
+    const c = await gatedCommand(async () => {});
+    const host = 'never-listed.example';
+    c.socket.write(Buffer.from([5, 1, 0])); // offers no login
+    await expect.poll(() => c.got().length).toBeGreaterThanOrEqual(2);
+    c.socket.write(Buffer.from([5, 1, 0, 3, host.length, ...Buffer.from(host), 0, 22]));
     await c.closed;
     await c.net.release();
-    expect(c.got().toString()).toBe('');
-    expect(echoSaw).toBe('');
-    expect(c.seen).toHaveLength(1);
-    expect(c.seen[0]).toMatchObject({ via: 'connect', allowed: false, status: 200 });
-    expect(c.seen[0]!.reason).toMatch(/cut by Tether before anything passed through it: its opening could not be recorded \(the audit log is closed\)/);
+    expect(c.opened).toEqual([]);
+    expect(c.seen[0]).toMatchObject({ via: 'socks5', host, port: 22, allowed: false });
   });
 
   it('records no opening for a tunnel the proxy refuses, and passes the refusal on at once', async () => {
