@@ -458,7 +458,7 @@ export class NetworkTap {
       else if (!flow.allowed) flow.reason = NOT_LISTED;
       if (!answered) {
         answered = true;
-        this.openTunnel(flow, client, up, held);
+        this.openTunnel(flow, client, up, held, h.status === 200 && !flow.allowed ? NOT_LISTED : undefined);
       }
     });
     whenBothClosed(client, up, () => {
@@ -533,7 +533,9 @@ export class NetworkTap {
       if (watch.reply === undefined || opening) return;
       opening = true;
       learn();
-      this.openTunnel(flow, client, up, held);
+      const looksGranted = watch.reply === (watch.version === 4 ? SOCKS4_GRANTED : 0);
+      const notGranted = !looksGranted || flow.allowed ? undefined : watch.granted ? NOT_LISTED : 'the proxy had not accepted a login (the command\'s proxy id)';
+      this.openTunnel(flow, client, up, held, notGranted);
     });
     whenBothClosed(client, up, () => {
       learn();
@@ -547,11 +549,18 @@ export class NetworkTap {
    * Once the proxy has answered: a grant is recorded (the `opened` hook)
    * before what was held goes through; a refusal goes back to the command at
    * once, and what the command sent after its request is dropped. Then bytes
-   * go both ways until either side ends.
+   * go both ways until either side ends. An answer that looks like a grant
+   * but is not one Tether counts (see "Allowed" above) is cut: `notGranted` says why.
    */
-  private openTunnel(flow: Flow, client: net.Socket, up: net.Socket, held: Held): void {
+  private openTunnel(flow: Flow, client: net.Socket, up: net.Socket, held: Held, notGranted?: string): void {
     up.pause();
     client.pause();
+    if (notGranted !== undefined) {
+      flow.cut(`cut by Tether: the proxy's answer looked like a grant, but ${notGranted}`);
+      client.destroy();
+      up.destroy();
+      return;
+    }
     const recorded = flow.allowed && this.opened
       ? this.opened({ id: flow.id, via: flow.via as OpenedTunnel['via'], host: flow.host, port: flow.port, startedAt: flow.startedAt })
       : Promise.resolve();

@@ -147,6 +147,33 @@ describe('NetworkTap with nothing behind it', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+  it('cuts a tunnel granted to a destination the command was not given (a stand-in proxy: the real one never grants one)', async () => {
+    const fakeProxy = join(dir, 'grants-anything.sock');
+    const upstream = await new Promise<Server>((resolve) => {
+      const srv = createServer((s) => {
+        s.once('data', () => s.write('HTTP/1.1 200 Connection established\r\n\r\nbanner from the destination'));
+        s.on('error', () => {});
+      });
+      srv.listen(fakeProxy, () => resolve(srv));
+    });
+    const seen: TappedConnection[] = [];
+    const opened: OpenedTunnel[] = [];
+    const tap = await NetworkTap.open({ http: fakeProxy, socks: fakeProxy }, ['example.com'], { ended: (c) => seen.push(c), opened: async (t) => void opened.push(t) });
+    const got = await new Promise<string>((resolve) => {
+      let text = '';
+      const s = connect(tap.httpPath, () => s.write('CONNECT not-given.example:443 HTTP/1.1\r\nHost: not-given.example:443\r\n\r\n'));
+      s.on('data', (c: Buffer) => (text += c.toString()));
+      s.on('close', () => resolve(text));
+    });
+    await tap.close();
+    upstream.close();
+    expect(got).toBe('');
+    expect(opened).toEqual([]);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({ via: 'connect', host: 'not-given.example', allowed: false, status: 200 });
+    expect(seen[0]!.reason).toMatch(/cut by Tether: the proxy's answer looked like a grant, but not a destination of this command/);
+  });
+
   it('answers what it cannot pass on, and reports each attempt with what happened', async () => {
     const seen: TappedConnection[] = [];
     const tap = await NetworkTap.open({ http: join(dir, 'no-proxy.sock'), socks: join(dir, 'no-proxy.sock') }, ['example.com'], { ended: (c) => seen.push(c) }, { firstByteMs: 200 });
@@ -468,7 +495,9 @@ describe('NetworkTap in front of the sandbox proxy', () => {
     await c.closed;
     await c.net.release();
     expect(c.opened).toEqual([]);
+    expect([...c.got()]).toEqual([5, 0]); // the method choice; the success that followed was not passed on
     expect(c.seen[0]).toMatchObject({ via: 'socks5', host, port: 22, allowed: false });
+    expect(c.seen[0]!.reason).toMatch(/cut by Tether: the proxy's answer looked like a grant/);
   });
 
   it('records no opening for a tunnel the proxy refuses, and passes the refusal on at once', async () => {
