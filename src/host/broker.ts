@@ -551,12 +551,13 @@ export class Broker {
    * Records a tunnel the sandbox's proxy granted a command (network-tap.ts),
    * before anything passes through it: a `network.connection` record with
    * `detail.phase` "opened", durable when the promise resolves (the tunnel
-   * waits for it, and is cut if it rejects). Its closing record, written when
-   * it ends, has the same `request.id`.
+   * waits for it, and is cut if it rejects: also while Tether is stopped).
+   * Its closing record, written when it ends, has the same `request.id`.
    */
   async recordTunnelOpened(command: CapabilityRequest, t: OpenedTunnel): Promise<void> {
+    if (this.halted !== undefined) throw new Error(`no tunnel opens while Tether is stopped (${this.halted})`);
     const target = tcpTarget(t.host, t.port);
-    await this.opts.audit.append({
+    const written = this.opts.audit.append({
       type: 'network.connection',
       session: command.sessionId,
       traceId: command.trace.traceId,
@@ -565,6 +566,9 @@ export class Broker {
       request: { id: t.id, method: 'sandbox/connect', action: 'net', kind: 'net', url: target },
       decision: { effect: 'allow', allowed: true, policyIds: [], decidedBy: 'policy', reason: `the sandbox's network proxy opened a tunnel for the command to ${target}, a domain policy opened for it` },
       detail: { command: command.id, phase: 'opened', via: t.via, host: t.host, port: t.port, startedAt: new Date(t.startedAt).toISOString() },
+    });
+    await written.catch((e: unknown) => {
+      throw new Error(`its opening could not be recorded (${(e as Error).message})`);
     });
   }
 

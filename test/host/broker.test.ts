@@ -206,6 +206,34 @@ describe('Broker: groundwork overlaps the decision commit, nothing is released b
   });
 });
 
+describe('Broker: a sandboxed command\'s tunnel', () => {
+  it('is on record as it opens, and its closing names the same connection; a stopped broker or a failed log opens none', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tether-broker-tunnel-'));
+    const audit = new GatedAudit(await JsonlAuditWriter.open(dir));
+    const broker = new Broker({ policy: await CedarPolicyEngine.load(), consent: new FixedConsent('deny'), grants: new GrantStore(), audit, actor: { user: 'u', device: 'd', agent: 'a' }, consentTimeoutMs: 1000 });
+    const command: CapabilityRequest = { id: 'cmd-1', sessionId: 's', action: 'exec', kind: 'exec', method: 'terminal/create', workspace: dir, trace: newTrace(), command: { line: 'curl -p http://registry.test/', cwd: dir } };
+    const tunnel = { id: 'conn-1', via: 'connect' as const, host: 'registry.test', port: 443, startedAt: Date.parse('2026-11-21T10:00:00Z') };
+    try {
+      await broker.recordTunnelOpened(command, tunnel);
+      broker.recordConnection(command, { ...tunnel, allowed: true, status: 200, bytesOut: 120, bytesIn: 4000, durationMs: 12 });
+      await broker.settled();
+      expect(audit.entries.map((e) => [e.type, e.request?.id, e.request?.url, e.detail?.['phase'], e.detail?.['command'], e.outcome?.bytes])).toEqual([
+        ['network.connection', 'conn-1', 'tcp://registry.test:443', 'opened', 'cmd-1', undefined],
+        ['network.connection', 'conn-1', 'tcp://registry.test:443', 'closed', 'cmd-1', 120],
+      ]);
+      broker.halt('stopped by IT');
+      await expect(broker.recordTunnelOpened(command, { ...tunnel, id: 'conn-2' })).rejects.toThrow('no tunnel opens while Tether is stopped (stopped by IT)');
+      broker.resume();
+      await audit.close();
+      await expect(broker.recordTunnelOpened(command, { ...tunnel, id: 'conn-3' })).rejects.toThrow(/^its opening could not be recorded \(.+\)$/);
+      expect(audit.entries).toHaveLength(2);
+    } finally {
+      await audit.close().catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('Broker: consent answers', () => {
   let ws: string;
   let auditDir: string;

@@ -577,7 +577,7 @@ export class NetworkTap {
         client.resume(); // read (and counted), never passed on: the proxy has refused
       }
     }, (e: unknown) => {
-      flow.cut(`cut by Tether before anything passed through it: its opening could not be recorded (${(e as Error).message})`);
+      flow.cut(`cut by Tether before anything passed through it: ${(e as Error).message}`);
       client.destroy();
       up.destroy();
     });
