@@ -570,6 +570,8 @@ export class Broker {
     await written.catch((e: unknown) => {
       throw new Error(`its opening could not be recorded (${(e as Error).message})`);
     });
+    // Stopped while the record was written: the record stands, the tunnel does not open.
+    if (this.halted !== undefined) throw new Error(`no tunnel opens while Tether is stopped (${this.halted})`);
   }
 
   /**
@@ -592,7 +594,7 @@ export class Broker {
       request: { id: c.id, method: 'sandbox/connect', action: 'net', kind: 'net', ...(target ? { url: target } : {}) },
       decision: c.allowed
         ? { effect: 'allow', allowed: true, policyIds: [], decidedBy: 'policy', reason: `the sandbox's network proxy let the command reach ${where}, a domain policy opened for it` }
-        : { effect: 'deny', allowed: false, policyIds: [], decidedBy: 'host', reason: `the sandbox's network proxy refused ${where}: ${c.reason ?? 'no reason given'}` },
+        : { effect: 'deny', allowed: false, policyIds: [], decidedBy: 'host', reason: c.reason?.startsWith('cut by Tether') ? `Tether did not let the command reach ${where}: ${c.reason}` : `the sandbox's network proxy refused ${where}: ${c.reason ?? 'no reason given'}` },
       outcome: {
         ok: c.allowed && c.reason === undefined,
         ...(c.allowed && c.reason !== undefined ? { error: c.reason } : {}),

@@ -5,15 +5,19 @@
 //
 //   transport  answered from memory (no disk, no checks)
 //   + audit    + the effect on real files, a lexical and lstat check of each
-//              path component, and one hash-chained 700-byte record per op,
-//              written O_DSYNC before the effect
+//              path component, and one hash-chained record (~460 bytes) per
+//              op, written O_DSYNC before the effect
 //   + Cedar    + the real policy engine (CedarPolicyEngine, its memo on)
 //
 // None of this is Tether: there is no jail (no O_NOFOLLOW anchors, identity
 // checks or hard-link detection), no schema validation, no Merkle tree, no
 // consent, no checkpoint hook. It measures what the machine allows, so the
-// broker's figures can be read against it: on a machine where "+ Cedar" is
-// over the 1 ms p99 target, no broker that does the required work meets it.
+// broker's figures can be read against it. One thing it does less cleverly
+// than the broker: its steps run one after another (the broker stages a
+// write, and reads a file, while the decision record is committed, and
+// fsyncs a new file after its rename, off the reply), so on a slow disk its
+// writes pay more than the broker's. With the workspace and the audit log on
+// tmpfs (BENCH_WS_DIR, BENCH_AUDIT_DIR) that difference is gone.
 import { closeSync, constants as FS, fstatSync, fsyncSync, lstatSync, openSync, readdirSync, readSync, renameSync, writeSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';

@@ -221,6 +221,9 @@ describe('renderer flows against a real host', () => {
 
   it('keeps an open audit view verified while records land, on its own timer: no refresh, no further event', async () => {
     const p = await openApp();
+    // Run alone, this flow finds the first-run disclosure still open.
+    const understood = p.getByRole('button', { name: 'I understand' });
+    if (await understood.isVisible().catch(() => false)) await understood.click();
     await p.getByRole('tab', { name: 'Audit' }).click();
     const verification = () => p.getByTestId('audit-verification').textContent();
     await poll(verification).toMatch(/Log verifies/);

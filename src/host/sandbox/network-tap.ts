@@ -565,7 +565,10 @@ export class NetworkTap {
       ? this.opened({ id: flow.id, via: flow.via as OpenedTunnel['via'], host: flow.host, port: flow.port, startedAt: flow.startedAt })
       : Promise.resolve();
     recorded.then(() => {
-      if (client.destroyed || up.destroyed) return;
+      if (client.destroyed || up.destroyed) {
+        flow.cut('cut by Tether: the connection closed before the tunnel opened, so nothing passed through it');
+        return;
+      }
       held.relaying = true;
       for (const b of held.fromUp.splice(0)) client.write(b);
       up.pipe(client);
