@@ -288,7 +288,9 @@ export class BubblewrapSandbox implements Sandbox {
       if (profile.network !== 'none') {
         if (!t.socat) throw new SandboxUnavailableError({ reason: 'socat is not installed, and commands with network access need it', fix: 'Install it: `sudo apt-get install socat`, then run the command again.' });
         const { onConnection, onTunnelOpened } = options;
-        const net = await this.network.forCommand(profile.network.allowedDomains, { ended: (c) => onConnection?.(c), ...(onTunnelOpened ? { opened: onTunnelOpened } : {}) });
+        // A tunnel opens only once it is on record: no recorder, no network.
+        if (!onTunnelOpened) throw new Error('a command with network access needs onTunnelOpened (the audit record of each tunnel); none was given, so it does not run');
+        const net = await this.network.forCommand(profile.network.allowedDomains, { ended: (c) => onConnection?.(c), opened: onTunnelOpened });
         releases.push(() => net.release());
         for (const path of new Set(net.relays.map((r) => r.path))) args.push('--bind', path, path);
         Object.assign(env, net.env);

@@ -71,7 +71,7 @@ export interface TapReporter {
   /** Each connection (or plain request) once it has ended, exactly once. */
   readonly ended: (c: TappedConnection) => void;
   /** A granted tunnel, before anything passes through it: the tunnel waits for it and is cut if it rejects. */
-  readonly opened?: (t: OpenedTunnel) => Promise<void>;
+  readonly opened: (t: OpenedTunnel) => Promise<void>;
 }
 
 /** One connection (or one plain HTTP request) a sandboxed command made. */
@@ -561,7 +561,7 @@ export class NetworkTap {
       up.destroy();
       return;
     }
-    const recorded = flow.allowed && this.opened
+    const recorded = flow.allowed
       ? this.opened({ id: flow.id, via: flow.via as OpenedTunnel['via'], host: flow.host, port: flow.port, startedAt: flow.startedAt })
       : Promise.resolve();
     recorded.then(() => {

@@ -79,6 +79,7 @@ export interface RunOptions {
    * Told of each tunnel (CONNECT, SOCKS) the proxy grants the command, before
    * anything passes through it: the tunnel waits for the returned promise and
    * is cut if it rejects (so a tunnel is on record before it carries a byte).
+   * Required when the profile opens any domain: without it the command does not run.
    */
   readonly onTunnelOpened?: (t: OpenedTunnel) => Promise<void>;
 }

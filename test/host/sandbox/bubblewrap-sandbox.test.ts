@@ -227,6 +227,11 @@ describe('bubblewrap sandbox: network', () => {
     expect(r.output).toMatch(/403/);
   });
 
+  it('runs no command with network access that has nothing to record its tunnels', async () => {
+    const profile = sb.profile(s.workspace, { allowedDomains: [`127.0.0.1:${port(allowed)}`] });
+    await expect(sb.run({ line: 'true', cwd: s.workspace, env: envFor(s), profile, onConnection: () => {} })).rejects.toThrow(/needs onTunnelOpened/);
+  });
+
   it('reports every connection the command makes, plain HTTP, CONNECT and SOCKS5 alike, allowed or refused', async () => {
     const a = `127.0.0.1:${port(allowed)}`;
     const o = `127.0.0.1:${port(other)}`;

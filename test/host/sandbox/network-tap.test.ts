@@ -176,7 +176,7 @@ describe('NetworkTap with nothing behind it', () => {
 
   it('answers what it cannot pass on, and reports each attempt with what happened', async () => {
     const seen: TappedConnection[] = [];
-    const tap = await NetworkTap.open({ http: join(dir, 'no-proxy.sock'), socks: join(dir, 'no-proxy.sock') }, ['example.com'], { ended: (c) => seen.push(c) }, { firstByteMs: 200 });
+    const tap = await NetworkTap.open({ http: join(dir, 'no-proxy.sock'), socks: join(dir, 'no-proxy.sock') }, ['example.com'], { ended: (c) => seen.push(c), opened: async () => {} }, { firstByteMs: 200 });
     const relative = await viaSocket(tap.httpPath, { path: '/not-absolute' });
     expect(relative.status).toBe(400);
     expect(relative.body).toMatch(/absolute http:\/\/ or https:\/\/ URL/);
@@ -221,9 +221,9 @@ describe('NetworkTap in front of the sandbox proxy', () => {
   let network: SandboxNetwork;
   /** As network.forCommand, with a tap of smaller limits in front of the same proxy. */
   async function tapWithLimits(domains: string[], seen: TappedConnection[], limits: Parameters<typeof NetworkTap.open>[3]) {
-    const real = await network.forCommand(domains, { ended: () => {} });
+    const real = await network.forCommand(domains, { ended: () => {}, opened: async () => {} });
     const upstream = { http: realProxySocket(), socks: realProxySocket() };
-    const tap = await NetworkTap.open(upstream, domains, { ended: (c) => seen.push(c) }, limits);
+    const tap = await NetworkTap.open(upstream, domains, { ended: (c) => seen.push(c), opened: async () => {} }, limits);
     return { ...real, relays: [{ path: tap.httpPath, port: 3128 }], release: async () => { await tap.close(); await real.release(); } };
   }
   let echo: Server;
@@ -247,7 +247,7 @@ describe('NetworkTap in front of the sandbox proxy', () => {
   /** A tap for one command that may reach `domains`, and the Proxy-Authorization its environment would present. */
   async function forCommand(domains: string[], limits?: Parameters<typeof NetworkTap.open>[3]) {
     const seen: TappedConnection[] = [];
-    const net = limits ? await tapWithLimits(domains, seen, limits) : await network.forCommand(domains, { ended: (c) => seen.push(c) });
+    const net = limits ? await tapWithLimits(domains, seen, limits) : await network.forCommand(domains, { ended: (c) => seen.push(c), opened: async () => {} });
     const auth = new URL(net.env['HTTP_PROXY']!);
     const credentials = Buffer.from(`${decodeURIComponent(auth.username)}:${decodeURIComponent(auth.password)}`).toString('base64');
     return { seen, net, path: net.relays[0]!.path, proxyAuth: `Proxy-Authorization: Basic ${credentials}\r\n` };
@@ -373,7 +373,7 @@ describe('NetworkTap in front of the sandbox proxy', () => {
   it('reports a tunnel still open when the command ends, with the bytes that went through it', async () => {
     const target = `127.0.0.1:${(echo.address() as AddressInfo).port}`;
     const seen: TappedConnection[] = [];
-    const net = await network.forCommand([target], { ended: (c) => seen.push(c) });
+    const net = await network.forCommand([target], { ended: (c) => seen.push(c), opened: async () => {} });
     const auth = new URL(net.env['HTTP_PROXY']!);
     const credentials = Buffer.from(`${decodeURIComponent(auth.username)}:${decodeURIComponent(auth.password)}`).toString('base64');
     const socket: Socket = connect(net.relays[0]!.path);

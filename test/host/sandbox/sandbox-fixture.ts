@@ -99,6 +99,7 @@ export async function runIn(sb: BubblewrapSandbox, s: Scratch, line: string, opt
     profile: opts.profile ?? sb.profile(s.workspace),
     ...(opts.readOnly ? { readOnly: opts.readOnly } : {}),
     onConnection: (c) => connections.push(c),
+    onTunnelOpened: async () => {}, // these tests keep no audit log: the terminal service's tests check the records
   };
   const p = await sb.run(run);
   let output = '';
